@@ -1,0 +1,59 @@
+"""Fixtures: tiny synthetic image folders made in tmp_path, and the real data where present."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+FACES = SHARED_DATA / "faces"
+XRAY = SHARED_DATA / "xray"
+
+
+def write_image(path: Path, rgb: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb).save(path)
+    return path
+
+
+def class_image(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A learnable synthetic image: class 0 is bright on the left half, class 1 on the right."""
+    image = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+    half = slice(0, size // 2) if label == 0 else slice(size // 2, size)
+    image[:, half] += 150
+    return image
+
+
+def make_image_tree(root: Path, counts: dict[str, int], size: int = 32, seed: int = 0) -> Path:
+    """root/<class>/img_i.png with counts[class] synthetic images each."""
+    rng = np.random.default_rng(seed)
+    for label, (name, n) in enumerate(sorted(counts.items())):
+        for i in range(n):
+            write_image(root / name / f"img_{i:03d}.png", class_image(label % 2, size, rng))
+    return root
+
+
+@pytest.fixture
+def split_tree(tmp_path: Path) -> Path:
+    """A train/val/test layout with two classes."""
+    root = tmp_path / "data"
+    make_image_tree(root / "train", {"female": 12, "male": 8}, seed=1)
+    make_image_tree(root / "val", {"female": 4, "male": 4}, seed=2)
+    make_image_tree(root / "test", {"female": 4, "male": 4}, seed=3)
+    return root
+
+
+@pytest.fixture
+def flat_tree(tmp_path: Path) -> Path:
+    """A single <class>/ tree, split here."""
+    return make_image_tree(tmp_path / "flat", {"cat": 10, "dog": 10, "fox": 10})
+
+
+def needs(path: Path):
+    return pytest.mark.skipif(not path.is_dir(), reason=f"{path} not present")

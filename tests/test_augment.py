@@ -1,0 +1,94 @@
+"""The composed affine warp and the photometric changes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from gender_cls.augment import affine_matrix, augment_image, augment_op, has_geometry, warp_image
+from gender_cls.config import AugmentConfig
+
+FULL = AugmentConfig(
+    rotation_range=30,
+    zoom_range=0.3,
+    shear_range=20,
+    width_shift_range=0.2,
+    height_shift_range=0.2,
+    horizontal_flip=True,
+    brightness_range=(0.5, 1.5),
+    contrast_range=0.5,
+)
+
+
+def random_image(size: int = 16) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (size, size, 3)).astype(np.uint8)
+
+
+def transform(size, **params) -> np.ndarray:
+    return affine_matrix(size, size, **params)
+
+
+def test_zero_parameters_give_the_identity_warp():
+    image = random_image()
+    np.testing.assert_array_equal(warp_image(image, transform(16)), image)
+
+
+def test_rotation_by_90_matches_rot90():
+    image = random_image()
+    rotated = warp_image(image, transform(16, angle_deg=90))
+    np.testing.assert_array_equal(rotated, np.rot90(image, 1))
+
+
+def test_flip_matches_fliplr():
+    image = random_image()
+    np.testing.assert_array_equal(warp_image(image, transform(16, flip=True)), image[:, ::-1])
+
+
+def test_shift_moves_content_by_whole_pixels():
+    image = random_image()
+    np.testing.assert_array_equal(warp_image(image, transform(16, shift_x=3))[:, :-3], image[:, 3:])
+
+
+def test_zoom_out_by_two_shrinks_content():
+    image = np.zeros((33, 33, 3), np.uint8)
+    image[8:25, 8:25] = 255  # a centred square half the size
+    out = warp_image(image, transform(33, zoom_x=2.0, zoom_y=2.0), "constant")
+    assert out[12:21, 12:21].min() == 255 and out[:10].max() == 0
+
+
+@pytest.mark.parametrize("fill_mode", ["nearest", "reflect", "wrap", "constant"])
+def test_fill_modes(fill_mode):
+    out = warp_image(random_image(), transform(16, angle_deg=30), fill_mode)
+    assert out.shape == (16, 16, 3) and out.dtype == np.uint8
+
+
+def test_identity_config_changes_nothing():
+    config = AugmentConfig.off()
+    assert config.is_identity and not has_geometry(config)
+    image = random_image()
+    np.testing.assert_array_equal(augment_image(image, config, seed=1), image)
+
+
+def test_augmentation_keeps_shape_dtype_and_changes_pixels():
+    image = random_image(24)
+    out = augment_op(tf.constant(image), FULL, tf.constant(3, tf.int64))
+    assert out.shape == image.shape and out.dtype == tf.uint8
+    assert not np.array_equal(out.numpy(), image)
+
+
+def test_brightness_and_contrast_saturate():
+    image = np.full((8, 8, 3), 200, np.uint8)
+    bright = AugmentConfig.off()
+    bright.brightness_range = (2.0, 2.0)
+    assert augment_image(image, bright, 0).min() == 255
+    flat = AugmentConfig.off()
+    flat.contrast_range = 0.9
+    assert np.allclose(augment_image(image, flat, 0), 200, atol=1)  # uniform image: no contrast
+
+
+def test_same_seed_same_augmentation():
+    image = random_image()
+    a, b, c = (augment_image(image, FULL, s) for s in (5, 5, 7))
+    np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(a, c)

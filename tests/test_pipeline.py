@@ -1,0 +1,92 @@
+"""tf.data pipelines: shapes, determinism, oversampling, prediction order."""
+
+from __future__ import annotations
+
+import numpy as np
+from conftest import FACES, XRAY, make_image_tree, needs
+
+from gender_cls.config import AugmentConfig
+from gender_cls.data import discover
+from gender_cls.datasets import DIRECTIONS, make_direction_dataset
+from gender_cls.pipeline import encode_labels, make_dataset, predict_dataset
+
+
+def test_encode_labels_binary_and_one_hot():
+    assert encode_labels([0, 1], 2).tolist() == [[0.0], [1.0]]
+    assert encode_labels([2, 0], 3).tolist() == [[0, 0, 1], [1, 0, 0]]
+
+
+def test_batches_have_model_shapes(split_tree):
+    index = discover(split_tree)
+    ds = make_dataset(index.splits["val"], 2, 24, 5)
+    batches = list(ds)
+    assert [len(x) for x, _ in batches] == [5, 3]
+    x, y = batches[0]
+    assert x.shape == (5, 24, 24, 3) and x.dtype.name == "float32" and y.shape == (5, 1)
+
+
+def test_training_order_repeats_with_a_seed(split_tree):
+    index = discover(split_tree)
+    aug = AugmentConfig(rotation_range=20)
+
+    def first_epoch(seed):
+        ds = make_dataset(index.splits["train"], 2, 16, 4, training=True, augment=aug, seed=seed)
+        return np.concatenate([x.numpy() for x, _ in ds])
+
+    np.testing.assert_array_equal(first_epoch(3), first_epoch(3))
+    assert not np.array_equal(first_epoch(3), first_epoch(4))
+
+
+def test_epochs_are_reshuffled(split_tree):
+    index = discover(split_tree)
+    ds = make_dataset(index.splits["train"], 2, 8, 20, training=True, seed=1)
+    one, two = (next(iter(ds))[0].numpy() for _ in range(2))
+    assert not np.array_equal(one, two)
+
+
+def test_oversampling_balances_classes(tmp_path):
+    root = make_image_tree(tmp_path / "imb", {"big": 40, "small": 5}, size=8)
+    index = discover(root, val_split=0.1)
+    train = index.splits["train"]
+    ds = make_dataset(train, 2, 8, 16, training=True, oversample=True, seed=0)
+    labels = np.concatenate([y.numpy()[:, 0] for _ in range(10) for _, y in ds])
+    epoch = max(train.counts(2)) * 2
+    assert len(labels) == 10 * epoch
+    assert abs(labels.mean() - 0.5) < 0.05  # small class drawn as often as the big one
+
+
+def test_predict_dataset_keeps_order(split_tree):
+    index = discover(split_tree)
+    paths = index.splits["test"].paths
+    images = np.concatenate(list(predict_dataset(paths, 12, 3).as_numpy_iterator()))
+    assert images.shape == (len(paths), 12, 12, 3)
+    first = np.concatenate(list(predict_dataset(paths[:1], 12, 3).as_numpy_iterator()))
+    np.testing.assert_array_equal(images[:1], first)
+
+
+def test_direction_dataset_layout(tmp_path):
+    root = make_direction_dataset(tmp_path / "dir", n_per_class=20, size=32, seed=0)
+    index = discover(root)
+    assert index.class_names == sorted(DIRECTIONS)
+    assert [len(index.splits[s]) for s in ("train", "val", "test")] == [56, 12, 12]
+
+
+def test_direction_dataset_from_source_images(split_tree, tmp_path):
+    root = make_direction_dataset(tmp_path / "d", 8, 16, 0, source_dir=split_tree / "train")
+    assert len(discover(root).splits["train"]) == 4 * 6
+
+
+@needs(FACES)
+def test_real_faces_flow_through_the_pipeline():
+    index = discover(FACES)
+    ds = make_dataset(index.splits["val"], 2, 64, 32, training=True, augment=AugmentConfig())
+    x, y = next(iter(ds))
+    assert x.shape == (32, 64, 64, 3) and float(x.numpy().max()) <= 255.0
+
+
+@needs(XRAY)
+def test_grayscale_xrays_become_rgb_batches():
+    index = discover(XRAY)
+    x, _ = next(iter(make_dataset(index.splits["test"], 2, 64, 8)))
+    assert x.shape == (8, 64, 64, 3)
+    np.testing.assert_array_equal(x[..., 0], x[..., 1])
