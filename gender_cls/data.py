@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gender_cls.errors import UserError
 from gender_cls.images import ImageReadError, is_image_file, read_image
 
 log = logging.getLogger(__name__)
@@ -19,7 +20,7 @@ SPLIT_FOLDERS = {"train": ("train",), "val": ("val", "validation", "valid"), "te
 EXTENSIONS_HELP = ".jpg .jpeg .png .bmp .gif .webp"
 
 
-class DataError(ValueError):
+class DataError(UserError):
     """Bad input data; the message names the path and the fix."""
 
 

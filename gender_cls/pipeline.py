@@ -11,6 +11,7 @@ from gender_cls.data import Split
 from gender_cls.images import load_image
 
 AUTOTUNE = tf.data.AUTOTUNE
+assert_cardinality = tf.data.experimental.assert_cardinality
 
 
 def encode_labels(labels: list[int] | np.ndarray, num_classes: int) -> np.ndarray:
@@ -21,18 +22,18 @@ def encode_labels(labels: list[int] | np.ndarray, num_classes: int) -> np.ndarra
     return np.eye(num_classes, dtype=np.float32)[labels]
 
 
-def decode_paths(paths: tf.data.Dataset, image_size: int, resize: str = "stretch"):
-    """Map a dataset of path strings to uint8 images [size, size, 3], decoded in parallel."""
+def decode_op(image_size: int, resize: str = "stretch"):
+    """A tf function: path string -> uint8 image [size, size, 3], decoded by load_image."""
 
     def decode(path: bytes) -> np.ndarray:
         return load_image(path.decode(), image_size, resize)
 
-    def decode_op(path: tf.Tensor) -> tf.Tensor:
+    def op(path: tf.Tensor) -> tf.Tensor:
         image = tf.numpy_function(decode, [path], tf.uint8, stateful=False)
         image.set_shape([image_size, image_size, 3])
         return image
 
-    return paths.map(decode_op, num_parallel_calls=AUTOTUNE)
+    return op
 
 
 def _image_label_dataset(
@@ -41,15 +42,16 @@ def _image_label_dataset(
     """(uint8 image, target) pairs; shuffled each epoch when `shuffle_seed` is given.
 
     Without a cache the paths are shuffled before decoding (a cheap buffer); with one, the decoded
-    images are cached once and shuffled after.
+    images are cached once and shuffled after. A file that breaks after check_readable is dropped
+    rather than stopping the run.
     """
     ds = tf.data.Dataset.from_tensor_slices((list(paths), targets))
     buffer = min(len(paths), 10_000)
     if shuffle_seed is not None and not cache:
         ds = ds.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
-    images = decode_paths(ds.map(lambda p, t: p), image_size, resize)
-    ds = tf.data.Dataset.zip(images, ds.map(lambda p, t: t))
-    ds = ds.ignore_errors(log_warning=True)  # a file broken since the check is dropped, not fatal
+    decode = decode_op(image_size, resize)
+    ds = ds.map(lambda p, t: (decode(p), t), num_parallel_calls=AUTOTUNE)
+    ds = ds.ignore_errors(log_warning=True)
     if cache:
         ds = ds.cache()
         if shuffle_seed is not None:
@@ -81,6 +83,8 @@ def make_dataset(
     else:
         shuffle_seed = seed if training else None
         ds = _image_label_dataset(split.paths, targets, image_size, resize, cache, shuffle_seed)
+        if training:  # a known epoch length (for progress bars) even if a file was dropped
+            ds = ds.repeat().take(len(split)).apply(assert_cardinality(len(split)))
     if training and augment is not None and not augment.is_identity:
         seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
         ds = tf.data.Dataset.zip(ds, seeds).map(
@@ -103,12 +107,15 @@ def _oversampled(split, targets, num_classes, image_size, resize, cache, seed):
     ds = tf.data.Dataset.sample_from_datasets(
         per_class, weights=weights, seed=seed, rerandomize_each_iteration=True
     )
-    return ds.take(epoch_size)
+    return ds.take(epoch_size).apply(assert_cardinality(epoch_size))
 
 
 def predict_dataset(
     paths: list[str], image_size: int, batch_size: int, resize: str = "stretch"
 ) -> tf.data.Dataset:
     """Batches of float32 pixels for model.predict, in the order of `paths`."""
-    images = decode_paths(tf.data.Dataset.from_tensor_slices(list(paths)), image_size, resize)
+    decode = decode_op(image_size, resize)
+    images = tf.data.Dataset.from_tensor_slices(list(paths)).map(
+        decode, num_parallel_calls=AUTOTUNE
+    )
     return images.batch(batch_size).map(lambda x: tf.cast(x, tf.float32)).prefetch(AUTOTUNE)

@@ -90,3 +90,14 @@ def test_grayscale_xrays_become_rgb_batches():
     x, _ = next(iter(make_dataset(index.splits["test"], 2, 64, 8)))
     assert x.shape == (8, 64, 64, 3)
     np.testing.assert_array_equal(x[..., 0], x[..., 1])
+
+
+def test_images_stay_with_their_labels(tmp_path):
+    root = make_image_tree(tmp_path / "lr", {"left": 20, "right": 20}, size=16)
+    index = discover(root, val_split=0.1)
+    for oversample in (False, True):
+        ds = make_dataset(index.splits["train"], 2, 16, 8, training=True, oversample=oversample)
+        for x, y in ds:
+            x = x.numpy()
+            right_brighter = x[:, :, 8:].mean(axis=(1, 2, 3)) > x[:, :, :8].mean(axis=(1, 2, 3))
+            np.testing.assert_array_equal(right_brighter, y.numpy()[:, 0] == 1)

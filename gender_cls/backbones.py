@@ -1,0 +1,103 @@
+"""The backbone registry: one row per backbone, and any other keras.applications model by name."""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from gender_cls.errors import UserError
+
+
+@dataclass(frozen=True)
+class Backbone:
+    """What the toolkit needs to know about a base network."""
+
+    name: str  # keras.applications class name, e.g. "MobileNetV2"
+    default_size: int = 224
+    fine_tune_layers: int = 20  # layers of the base unfrozen in phase 2 by default
+    head: str = "mobilenet"  # head preset that reproduces the seed scripts
+    takes_alpha: bool = False
+
+    def constructor(self):
+        import keras
+
+        return getattr(keras.applications, self.name)
+
+    def preprocess_input(self):
+        """The backbone's own keras.applications preprocess_input function."""
+        module = importlib.import_module(self.constructor().__module__)
+        return module.preprocess_input
+
+    def preprocess_affine(self) -> tuple[np.ndarray, np.ndarray]:
+        """preprocess_input as y = x @ matrix + bias on RGB pixels in [0, 255].
+
+        Every keras.applications preprocessing (scale, caffe BGR mean, torch mean/std, identity) is
+        per-pixel affine; measuring it on unit pixels lets the model hold it as a built-in layer.
+        """
+        fn = self.preprocess_input()
+        probe = np.array([[[[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]]]], np.float32)
+        out = np.asarray(fn(probe.copy()), np.float64)[0, 0]
+        bias = out[0]
+        matrix = (out[1:] - bias) / 255.0
+        check = np.random.default_rng(0).uniform(0, 255, (1, 2, 2, 3)).astype(np.float32)
+        expected = np.asarray(fn(check.copy()), np.float64)
+        if not np.allclose(check @ matrix + bias, expected, atol=1e-3):
+            raise UserError(f"backbone {self.name}: preprocess_input is not a per-pixel affine map")
+        return matrix.astype(np.float32), bias.astype(np.float32)
+
+    def build(self, image_size: int, weights: str | None, alpha: float = 1.0) -> Any:
+        """The headless base (include_top=False), with ImageNet weights or none."""
+        kwargs: dict[str, Any] = {}
+        if self.takes_alpha:
+            kwargs["alpha"] = alpha
+        try:
+            return self.constructor()(
+                include_top=False,
+                weights=weights,
+                input_shape=(image_size, image_size, 3),
+                **kwargs,
+            )
+        except ValueError as error:
+            if "input" in str(error).lower() and ("size" in str(error) or "shape" in str(error)):
+                raise UserError(
+                    f"--image_size {image_size} does not fit {self.name}: {error}"
+                ) from None
+            raise
+        except Exception as error:  # keras.utils.get_file raises a bare Exception when offline
+            if "URL fetch failure" not in str(error):
+                raise
+            url = str(error).split(" on ", 1)[-1].split(": ", 1)[0]
+            raise UserError(
+                f"could not download the ImageNet weights for {self.name} ({url}); "
+                "to work offline use --weights none or --weights PATH (a local .h5 file)"
+            ) from None
+
+
+FIRST_CLASS = {
+    "mobilenetv2": Backbone("MobileNetV2", 224, fine_tune_layers=30, head="mobilenet",
+                           takes_alpha=True),
+    "resnet50": Backbone("ResNet50", 224, fine_tune_layers=20, head="resnet"),
+    "vgg16": Backbone("VGG16", 224, fine_tune_layers=4, head="vgg"),
+}  # fmt: skip
+
+
+def application_names() -> list[str]:
+    """Class names of every model in keras.applications."""
+    import keras
+
+    return sorted(n for n in dir(keras.applications) if n[0].isupper())
+
+
+def get_backbone(name: str) -> Backbone:
+    """A registry row by short name, or any keras.applications class by name (any case)."""
+    key = name.lower().replace("-", "").replace("_", "")
+    if key in FIRST_CLASS:
+        return FIRST_CLASS[key]
+    for app in application_names():
+        if app.lower() == key:
+            return Backbone(app, takes_alpha=app.startswith("MobileNet"))
+    valid = ", ".join(list(FIRST_CLASS) + application_names())
+    raise UserError(f"unknown backbone '{name}'; choose one of: {valid}")

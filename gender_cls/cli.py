@@ -1,0 +1,304 @@
+"""Click commands. They parse options and call the library; train_model.py, test_script.py and
+predict.py are thin wrappers around them. Exit codes: 0 ok, 1 runtime failure, 2 bad input."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import logging
+import os
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from gender_cls.config import (
+    BALANCE_CHOICES,
+    FILL_MODES,
+    RESIZE_CHOICES,
+    AugmentConfig,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+)
+from gender_cls.errors import UserError
+
+CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
+
+
+def quiet_tensorflow(verbose: bool) -> None:
+    """Silence TensorFlow's start-up noise (C++ logs, CUDA probing, Python warnings)."""
+    if verbose:
+        logging.getLogger().setLevel(logging.DEBUG)
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if "tensorflow" not in sys.modules:
+        stderr_fd = os.dup(2)
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)  # absl and CUDA print to fd 2 before any flag is read
+            try:
+                import tensorflow  # noqa: F401
+            finally:
+                os.dup2(stderr_fd, 2)
+                os.close(stderr_fd)
+    import warnings
+
+    warnings.filterwarnings("ignore", module="keras")
+    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", force=True
+    )
+
+
+def handle_errors(command):
+    """Bad input -> one line on stderr and exit 2; anything else keeps its traceback (exit 1)."""
+
+    @functools.wraps(command)
+    def wrapper(*args, **kwargs):
+        try:
+            return command(*args, **kwargs)
+        except UserError as error:
+            click.echo(f"error: {error}", err=True)
+            raise SystemExit(2) from None
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            raise SystemExit(130) from None
+
+    return wrapper
+
+
+def _split_units(_ctx, _param, value: str | None) -> tuple[int, ...]:
+    if not value:
+        return ()
+    try:
+        return tuple(int(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter("give comma-separated integers, e.g. 128,64") from None
+
+
+def _fine_tune_layers(_ctx, _param, value: str) -> str:
+    if value in ("auto", "all") or value.isdigit():
+        return value
+    raise click.BadParameter("give a number of layers, 'auto' or 'all'")
+
+
+def _explicit(ctx: click.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source not in (None, click.core.ParameterSource.DEFAULT)
+
+
+def build_run_config(ctx: click.Context, options: dict) -> RunConfig:
+    """Defaults < --config file < options given on the command line."""
+    config = RunConfig.load(options["config"]) if options.get("config") else RunConfig()
+    sections = {
+        "data": config.data,
+        "augment": config.augment,
+        "model": config.model,
+        "train": config.train,
+    }
+    for section_name, section in sections.items():
+        changes = {}
+        for f in dataclasses.fields(section):
+            if f.name in options and (_explicit(ctx, f.name) or not options.get("config")):
+                changes[f.name] = options[f.name]
+        sections[section_name] = dataclasses.replace(section, **changes)
+    config = RunConfig(**sections)
+    if options.get("epochs") is not None:  # --epochs N alone: the head phase only, like the seeds
+        config.train.head_epochs = options["epochs"]
+        if not _explicit(ctx, "fine_tune_epochs"):
+            config.train.fine_tune_epochs = 0
+    if options.get("no_augment"):
+        config.augment = AugmentConfig.off()
+    return config
+
+
+def default_run_dir(backbone: str) -> str:
+    return f"runs/{backbone.lower()}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def train_options(command):
+    """Every training option, spelled as the seed scripts spell them (dashed forms too)."""
+    d, a, m, t = DataConfig(), AugmentConfig(), ModelConfig(), TrainConfig()
+    options = [
+        click.option("--data_path", "--data-path", "--data_dir", "--data-dir", "data_path",
+                     type=click.Path(path_type=str),
+                     help="Image folder: train/ val/ [test/] of <class>/ folders, or <class>/ folders."),
+        click.option("--output_dir", "--output-dir", "output_dir", default=None,
+                     help="Run directory to write [default: runs/<backbone>-<time>]."),
+        click.option("--output_model", "--output-model", "output_model", default=None,
+                     help="Also write the model here (.keras, or legacy .h5), with a .json beside."),
+        click.option("--config", type=click.Path(exists=True, dir_okay=False),
+                     help="Load options from a JSON file (as saved in a run's config.json)."),
+        click.option("--backbone", default=m.backbone,
+                     help="mobilenetv2, resnet50, vgg16 or any keras.applications name."),
+        click.option("--weights", default=m.weights,
+                     help="imagenet (downloads once), none (from scratch) or a local .h5 file."),
+        click.option("--alpha", type=float, default=m.alpha, help="MobileNet width multiplier."),
+        click.option("--head", default=m.head, help="Head preset: mobilenet, resnet, vgg or auto."),
+        click.option("--head_units", "--head-units", "head_units", callback=_split_units,
+                     default="", help="Custom head: comma-separated Dense sizes, e.g. 128,64."),
+        click.option("--dropout", type=float, default=m.dropout, help="Dropout of a custom head."),
+        click.option("--image_size", "--image-size", "image_size", type=int, default=None,
+                     help="Square input size [default: the backbone's, 224]."),
+        click.option("--batch_size", "--batch-size", "batch_size", type=int, default=d.batch_size),
+        click.option("--val_split", "--val-split", "val_split", type=float, default=d.val_split,
+                     help="Validation fraction when the data has no val/ folder."),
+        click.option("--balance", type=click.Choice(BALANCE_CHOICES), default=d.balance,
+                     help="Class imbalance: oversample or class_weight."),
+        click.option("--resize", type=click.Choice(RESIZE_CHOICES), default=d.resize,
+                     help="stretch: plain resize; pad: keep the aspect ratio and pad."),
+        click.option("--cache/--no-cache", default=d.cache, help="Keep decoded images in memory."),
+        click.option("--seed", type=int, default=d.seed, help="Seeds Python, NumPy and TF."),
+        click.option("--epochs", type=int, default=None,
+                     help="Shorthand: train the head for N epochs, no fine-tuning."),
+        click.option("--head_epochs", "--head-epochs", "head_epochs", type=int,
+                     default=t.head_epochs, help="Phase 1: epochs with the base frozen."),
+        click.option("--fine_tune_epochs", "--fine-tune-epochs", "fine_tune_epochs", type=int,
+                     default=t.fine_tune_epochs, help="Phase 2: epochs with the last layers unfrozen."),
+        click.option("--fine_tune_layers", "--fine-tune-layers", "fine_tune_layers",
+                     default=t.fine_tune_layers, callback=_fine_tune_layers,
+                     help="Layers of the base unfrozen in phase 2: N, auto or all (0 skips it)."),
+        click.option("--lr", "--learning_rate", "lr", type=float, default=t.lr),
+        click.option("--fine_tune_lr", "--fine-tune-lr", "fine_tune_lr", type=float,
+                     default=t.fine_tune_lr),
+        click.option("--loss", type=click.Choice(["bce", "focal"]), default=t.loss),
+        click.option("--focal_alpha", "--focal-alpha", "focal_alpha", type=float,
+                     default=t.focal_alpha),
+        click.option("--focal_gamma", "--focal-gamma", "focal_gamma", type=float,
+                     default=t.focal_gamma),
+        click.option("--label_smoothing", "--label-smoothing", "label_smoothing", type=float,
+                     default=t.label_smoothing),
+        click.option("--patience", type=int, default=t.patience, help="EarlyStopping patience."),
+        click.option("--threshold_metric", "--threshold-metric", "threshold_metric",
+                     type=click.Choice(["f1", "balanced_accuracy", "youden"]),
+                     default=t.threshold_metric, help="What the tuned decision threshold maximises."),
+        click.option("--tensorboard/--no-tensorboard", default=t.tensorboard),
+        click.option("--rotation_range", "--rotation-range", "rotation_range", type=float,
+                     default=a.rotation_range, help="Degrees."),
+        click.option("--zoom_range", "--zoom-range", "zoom_range", type=float, default=a.zoom_range),
+        click.option("--shear_range", "--shear-range", "shear_range", type=float,
+                     default=a.shear_range, help="Degrees."),
+        click.option("--width_shift_range", "--width-shift-range", "width_shift_range", type=float,
+                     default=a.width_shift_range, help="Fraction of the width, or pixels if >= 1."),
+        click.option("--height_shift_range", "--height-shift-range", "height_shift_range",
+                     type=float, default=a.height_shift_range),
+        click.option("--horizontal_flip/--no-horizontal_flip", "horizontal_flip",
+                     default=a.horizontal_flip),
+        click.option("--brightness_range", "--brightness-range", "brightness_range", type=float,
+                     nargs=2, default=None, help="Brightness multiplier range, e.g. 0.8 1.2."),
+        click.option("--contrast_range", "--contrast-range", "contrast_range", type=float,
+                     default=a.contrast_range),
+        click.option("--fill_mode", "--fill-mode", "fill_mode", type=click.Choice(FILL_MODES),
+                     default=a.fill_mode),
+        click.option("--no_augment", "--no-augment", "no_augment", is_flag=True,
+                     help="Turn every augmentation off."),
+        click.option("--resume", is_flag=True,
+                     help="Continue the interrupted run in --output_dir with its saved config."),
+        click.option("--overwrite", is_flag=True, help="Replace a run already in --output_dir."),
+        click.option("--demo", is_flag=True,
+                     help="Offline demo: build the direction dataset and train a small model on it."),
+        click.option("--json", "as_json", is_flag=True, help="Print the model metadata as JSON."),
+        click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's own logging."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+DEMO_OPTIONS = {
+    "backbone": "mobilenetv2", "alpha": 0.35, "weights": "none", "image_size": 96,
+    "epochs": 8, "batch_size": 32, "rotation_range": 5.0, "zoom_range": 0.1,
+    "width_shift_range": 0.05, "height_shift_range": 0.05, "horizontal_flip": False,
+}  # fmt: skip
+
+
+def _apply_demo(ctx: click.Context, options: dict) -> None:
+    """--demo: build the direction dataset and use small-model settings unless given."""
+    from gender_cls.datasets import make_direction_dataset
+
+    for name, value in DEMO_OPTIONS.items():
+        if not _explicit(ctx, name):
+            options[name] = value
+    options["output_dir"] = options["output_dir"] or "runs/demo"
+    if not options["data_path"]:
+        options["data_path"] = str(Path(tempfile.mkdtemp(prefix="gender_cls_demo_")) / "direction")
+    if not Path(options["data_path"]).exists():
+        make_direction_dataset(options["data_path"], n_per_class=300, size=96, seed=0)
+        click.echo(f"demo: direction dataset written to {options['data_path']}")
+
+
+@click.command("train", context_settings=CONTEXT)
+@train_options
+@click.pass_context
+@handle_errors
+def train_command(ctx: click.Context, **options) -> None:
+    """Train an image classifier on a folder of images (two-phase transfer learning).
+
+    \b
+    python train_model.py --data_path DATA --output_dir runs/gender-mnv2 \\
+        --backbone mobilenetv2 --epochs 25 --batch_size 32
+    python train_model.py --demo     # offline, a few minutes on a CPU
+    """
+    verbose = options.pop("verbose")
+    quiet_tensorflow(verbose)
+    setup_logging(verbose)
+    if options["demo"]:
+        _apply_demo(ctx, options)
+    if not options["data_path"] and not options["resume"] and not options["config"]:
+        raise UserError("no data: pass --data_path DATA (or --demo, --resume, --config FILE)")
+    if options["resume"] and not options["output_dir"]:
+        raise UserError("--resume needs --output_dir, the run to continue")
+    options["output_dir"] = options["output_dir"] or default_run_dir(options["backbone"])
+    try:
+        config = build_run_config(ctx, options)
+    except (ValueError, TypeError) as error:
+        raise UserError(f"bad option: {error}") from None
+
+    from gender_cls.training import train
+
+    start = time.perf_counter()
+    progress = 1 if sys.stdout.isatty() else 2
+    result = train(
+        config, resume=options["resume"], overwrite=options["overwrite"],
+        output_model=options["output_model"], verbose=progress,
+    )  # fmt: skip
+    if options["as_json"]:
+        click.echo(json.dumps(result.metadata, indent=2, default=str))
+        return
+    click.echo(f"\ntrained in {time.perf_counter() - start:.0f}s; wrote:")
+    for path in result.written:
+        click.echo(f"  {path}")
+    click.echo(format_validation(result.metadata))
+
+
+def format_validation(metadata: dict) -> str:
+    """The validation metrics of a trained model as a few readable lines."""
+    report = metadata["validation"]
+    if metadata["threshold"] is None:
+        m = report["argmax"]
+        return f"validation: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}"
+    lines = []
+    for key in ("at_0.5", "at_threshold"):
+        m = report[key]
+        lines.append(
+            f"validation @ threshold {m['threshold']:.3f}: accuracy {m['accuracy']:.4f}  "
+            f"balanced accuracy {m['balanced_accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}"
+        )
+    lines.append(f"decision threshold {metadata['threshold']:.3f} ({metadata['threshold_source']})")
+    return "\n".join(lines)
+
+
+@click.group(context_settings=CONTEXT)
+def main() -> None:
+    """gender_cls: train, evaluate and use image classifiers."""
+
+
+main.add_command(train_command)

@@ -1,0 +1,125 @@
+"""Build the classifier (raw RGB in, preprocessing, backbone, head, output) and freeze/unfreeze it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+
+from gender_cls.backbones import Backbone, get_backbone
+from gender_cls.config import ModelConfig
+from gender_cls.errors import UserError
+
+# Head presets that reproduce the seed scripts: ("dense", units) or ("dropout", rate), after GAP.
+HEAD_PRESETS = {
+    "mobilenet": (("dense", 128), ("dropout", 0.3)),
+    "resnet": (("dropout", 0.5), ("dense", 128), ("dropout", 0.3), ("dense", 64)),
+    "vgg": (("dense", 256), ("dropout", 0.5)),
+}
+SCRATCH_BN_MOMENTUM = 0.9
+
+
+def head_spec(config: ModelConfig, backbone: Backbone) -> tuple[tuple[str, float], ...]:
+    """The head layers: --head_units/--dropout when given, else a preset by name."""
+    if config.head_units:
+        return tuple(
+            layer
+            for units in config.head_units
+            for layer in (("dense", units), ("dropout", config.dropout))
+        )
+    name = backbone.head if config.head in ("auto", "custom") else config.head
+    if name not in HEAD_PRESETS:
+        raise UserError(f"unknown head '{name}'; choose one of: {', '.join(HEAD_PRESETS)}, auto")
+    return HEAD_PRESETS[name]
+
+
+def from_scratch(config: ModelConfig) -> bool:
+    return config.weights.lower() == "none"
+
+
+def load_base_weights(base: keras.Model, path: str) -> None:
+    """Load a local .h5 / .weights.h5 file into the base; errors say what to pass instead."""
+    if not Path(path).is_file():
+        raise UserError(f"{path}: weights file not found; use --weights imagenet, none or a file")
+    try:
+        base.load_weights(path)
+    except Exception as error:  # h5py and Keras raise many types for a bad file
+        raise UserError(
+            f"{path}: cannot load these weights into {base.name} ({error}); pass weights saved "
+            "from the same backbone, alpha and image size, or --weights none"
+        ) from None
+
+
+def build_base(config: ModelConfig, image_size: int) -> tuple[keras.Model, Backbone]:
+    """The headless backbone with the configured weights."""
+    backbone = get_backbone(config.backbone)
+    weights = "imagenet" if config.weights.lower() == "imagenet" else None
+    base = backbone.build(image_size, weights, config.alpha)
+    if weights is None and not from_scratch(config):
+        load_base_weights(base, config.weights)
+    if from_scratch(config):
+        for layer in base.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.momentum = SCRATCH_BN_MOMENTUM
+    return base, backbone
+
+
+def build_classifier(config: ModelConfig, num_classes: int, image_size: int) -> keras.Model:
+    """Raw RGB pixels in [0, 255] -> preprocess -> base -> GAP -> head -> sigmoid or softmax.
+
+    A pretrained base is called with training=False so BatchNorm keeps its statistics; a base
+    trained from scratch runs BatchNorm in training mode with a lower momentum.
+    """
+    base, backbone = build_base(config, image_size)
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    preprocess = keras.layers.Dense(3, name="preprocess", trainable=False)
+    x = preprocess(inputs)
+    preprocess.set_weights(list(backbone.preprocess_affine()))
+    x = base(x) if from_scratch(config) else base(x, training=False)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    for i, (kind, value) in enumerate(head_spec(config, backbone)):
+        if kind == "dense":
+            x = keras.layers.Dense(int(value), activation="relu", name=f"head_dense_{i}")(x)
+        else:
+            x = keras.layers.Dropout(float(value), name=f"head_dropout_{i}")(x)
+    if num_classes == 2:
+        outputs = keras.layers.Dense(1, activation="sigmoid", dtype="float32", name="output")(x)
+    else:
+        outputs = keras.layers.Dense(
+            num_classes, activation="softmax", dtype="float32", name="output"
+        )(x)
+    return keras.Model(inputs, outputs, name=f"{backbone.name.lower()}_classifier")
+
+
+def get_base(model: keras.Model) -> keras.Model:
+    """The nested backbone model inside a classifier."""
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            return layer
+    raise ValueError(f"{model.name} has no nested base model")
+
+
+def freeze_base(model: keras.Model) -> None:
+    get_base(model).trainable = False
+
+
+def unfreeze_last(model: keras.Model, n_layers: int | str) -> int:
+    """Unfreeze the last n layers of the base ("all": every layer); BatchNorm stays frozen.
+
+    Returns how many layers were unfrozen (BatchNorm layers among the last n not counted).
+    """
+    base = get_base(model)
+    total = len(base.layers)
+    n = total if n_layers == "all" else int(n_layers)
+    if n > total:
+        raise UserError(
+            f"--fine_tune_layers {n} is larger than the base ({base.name} has {total} layers); "
+            "pass a smaller number or 'all'"
+        )
+    base.trainable = True
+    unfrozen = 0
+    for index, layer in enumerate(base.layers):
+        in_tail = index >= total - n
+        layer.trainable = in_tail and not isinstance(layer, keras.layers.BatchNormalization)
+        unfrozen += int(layer.trainable)
+    return unfrozen

@@ -1,0 +1,281 @@
+"""Two-phase fine-tuning: frozen base then the last layers unfrozen, callbacks, resumable runs."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from gender_cls import artifacts, plots
+from gender_cls.backbones import get_backbone
+from gender_cls.config import RunConfig, TrainConfig
+from gender_cls.data import DatasetIndex, check_readable, class_weights, discover
+from gender_cls.models import build_classifier, freeze_base, from_scratch, get_base, unfreeze_last
+from gender_cls.pipeline import make_dataset
+from gender_cls.thresholds import binary_metrics, tune_threshold
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Phase:
+    name: str
+    epochs: int
+    lr: float
+    unfreeze: int | str | None  # None: base frozen; "all" or a number of layers
+
+
+@dataclass
+class TrainingResult:
+    run_dir: Path
+    model_path: Path
+    metadata: dict
+    history: dict[str, list[float]]
+    phase2_start: int | None
+    written: list[Path] = field(default_factory=list)
+
+
+def plan_phases(config: RunConfig) -> list[Phase]:
+    """Head then fine-tuning for a pretrained base; one phase training everything from scratch."""
+    t = config.train
+    if from_scratch(config.model):
+        return [Phase("scratch", t.head_epochs + t.fine_tune_epochs, t.lr, "all")]
+    phases = [Phase("head", t.head_epochs, t.lr, None)]
+    layers = t.fine_tune_layers
+    if layers == "auto":
+        layers = get_backbone(config.model.backbone).fine_tune_layers
+    if t.fine_tune_epochs > 0 and str(layers) != "0":
+        phases.append(Phase("fine_tune", t.fine_tune_epochs, t.fine_tune_lr, layers))
+    return phases
+
+
+def make_loss(t: TrainConfig, num_classes: int) -> keras.losses.Loss:
+    """BCE / categorical cross-entropy, or Keras' built-in focal losses."""
+    if t.loss == "focal":
+        if num_classes == 2:
+            return keras.losses.BinaryFocalCrossentropy(
+                apply_class_balancing=True,
+                alpha=t.focal_alpha,
+                gamma=t.focal_gamma,
+                label_smoothing=t.label_smoothing,
+            )
+        return keras.losses.CategoricalFocalCrossentropy(
+            alpha=t.focal_alpha, gamma=t.focal_gamma, label_smoothing=t.label_smoothing
+        )
+    if t.loss != "bce":
+        raise ValueError(f"loss must be 'bce' or 'focal', got {t.loss!r}")
+    if num_classes == 2:
+        return keras.losses.BinaryCrossentropy(label_smoothing=t.label_smoothing)
+    return keras.losses.CategoricalCrossentropy(label_smoothing=t.label_smoothing)
+
+
+def make_metrics(num_classes: int) -> list:
+    accuracy = (
+        keras.metrics.BinaryAccuracy(name="accuracy")
+        if num_classes == 2
+        else keras.metrics.CategoricalAccuracy(name="accuracy")
+    )
+    return [
+        accuracy,
+        keras.metrics.AUC(name="auc"),
+        keras.metrics.Precision(name="precision"),
+        keras.metrics.Recall(name="recall"),
+    ]
+
+
+def make_callbacks(run_dir: Path, phase: Phase, t: TrainConfig) -> list[keras.callbacks.Callback]:
+    checkpoints = run_dir / "checkpoints"
+    callbacks = [
+        keras.callbacks.TerminateOnNaN(),
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=t.patience, restore_best_weights=True
+        ),
+        keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=0.5, patience=max(1, t.patience // 2), min_lr=1e-7
+        ),
+        keras.callbacks.ModelCheckpoint(
+            str(checkpoints / "best.keras"), monitor="val_loss", save_best_only=True
+        ),
+        keras.callbacks.CSVLogger(str(run_dir / artifacts.HISTORY_FILE), append=True),
+        # Last, so an epoch is logged before its backup: a kill in between repeats a row, never
+        # loses one (read_history keeps the last row per epoch).
+        keras.callbacks.BackupAndRestore(
+            str(checkpoints / f"backup_{phase.name}"), double_checkpoint=True
+        ),
+    ]
+    if t.tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs")))
+    return callbacks
+
+
+def read_history(path: Path) -> dict[str, list[float]]:
+    """history.csv as {metric: per-epoch values}, keeping the last row of a repeated epoch."""
+    if not path.is_file():
+        return {}
+    with path.open() as handle:
+        rows = {int(row["epoch"]): row for row in csv.DictReader(handle)}
+    history: dict[str, list[float]] = {}
+    for epoch in sorted(rows):
+        for key, value in rows[epoch].items():
+            if key != "epoch":
+                history.setdefault(key, []).append(float(value) if value else float("nan"))
+    return history
+
+
+def _prepare_layers(model: keras.Model, phase: Phase) -> None:
+    if phase.unfreeze is None:
+        freeze_base(model)
+    elif phase.name == "scratch":
+        get_base(model).trainable = True  # nothing pretrained to protect: BatchNorm trains too
+    else:
+        count = unfreeze_last(model, phase.unfreeze)
+        log.info("fine-tuning: %d layers of the base unfrozen (BatchNorm stays frozen)", count)
+
+
+def _load_index(config: RunConfig, run_dir: Path, resume: bool) -> DatasetIndex:
+    split_file = run_dir / artifacts.SPLIT_FILE
+    if resume and split_file.is_file():
+        return DatasetIndex.load(split_file)  # the same split as before the interruption
+    index = check_readable(discover(config.data.data_path, config.data.val_split, config.data.seed))
+    index.save(split_file)
+    return index
+
+
+def validation_report(model, index: DatasetIndex, val_ds, metric: str) -> dict:
+    """Validation metrics at 0.5 and at the threshold tuned on the validation set (binary)."""
+    scores = model.predict(val_ds, verbose=0)
+    labels = np.asarray(index.splits["val"].labels)
+    if len(scores) != len(labels):
+        raise RuntimeError("a validation image became unreadable during training; run again")
+    if index.num_classes == 2:
+        scores = scores.ravel()
+        threshold = tune_threshold(labels, scores, metric)
+        return {
+            "threshold": threshold,
+            "threshold_source": f"tuned on the validation set to maximise {metric}",
+            "at_0.5": binary_metrics(labels, scores, 0.5),
+            "at_threshold": binary_metrics(labels, scores, threshold),
+        }
+    from sklearn.metrics import accuracy_score, f1_score
+
+    predicted = scores.argmax(axis=1)
+    return {
+        "threshold": None,
+        "threshold_source": "argmax (multi-class)",
+        "argmax": {
+            "accuracy": float(accuracy_score(labels, predicted)),
+            "macro_f1": float(f1_score(labels, predicted, average="macro")),
+        },
+    }
+
+
+def train(
+    config: RunConfig,
+    *,
+    resume: bool = False,
+    overwrite: bool = False,
+    output_model: str | None = None,
+    verbose: int | str = "auto",
+) -> TrainingResult:
+    """Train a classifier as `config` says and write the run directory; returns what it wrote."""
+    run_dir = artifacts.prepare_run_dir(config.train.output_dir, overwrite, resume)
+    if resume:
+        config = RunConfig.load(run_dir / artifacts.CONFIG_FILE)
+    else:
+        config.save(run_dir / artifacts.CONFIG_FILE)
+    d = config.data
+    keras.utils.set_random_seed(d.seed)
+    index = _load_index(config, run_dir, resume)
+    log.info("data: %s\n%s", d.data_path, index.summary())
+    image_size = d.image_size or get_backbone(config.model.backbone).default_size
+    model = build_classifier(config.model, index.num_classes, image_size)
+    train_ds = make_dataset(
+        index.splits["train"], index.num_classes, image_size, d.batch_size, training=True,
+        augment=config.augment, oversample=d.balance == "oversample", resize=d.resize,
+        cache=d.cache, seed=d.seed,
+    )  # fmt: skip
+    val_ds = make_dataset(
+        index.splits["val"], index.num_classes, image_size, d.batch_size, resize=d.resize,
+        cache=d.cache,
+    )  # fmt: skip
+    weights = None
+    if d.balance == "class_weight":
+        weights = class_weights(index.splits["train"].labels, index.num_classes)
+        log.info(
+            "class weights: %s", {index.class_names[k]: round(v, 3) for k, v in weights.items()}
+        )
+
+    state_path = run_dir / artifacts.STATE_FILE
+    state = artifacts.read_json(state_path) if state_path.is_file() else {"phases": {}}
+    phases = plan_phases(config)
+    epoch, phase2_start = 0, None
+    for phase in phases:
+        if phase.name == "fine_tune":
+            phase2_start = epoch
+        done = state["phases"].get(phase.name)
+        if done:  # finished before an interruption: take its weights and go on
+            model.load_weights(run_dir / done["weights"])
+            epoch = done["end_epoch"]
+            continue
+        _prepare_layers(model, phase)
+        model.compile(
+            optimizer=keras.optimizers.Adam(phase.lr),
+            loss=make_loss(config.train, index.num_classes),
+            metrics=make_metrics(index.num_classes),
+        )
+        start = time.perf_counter()
+        history = model.fit(
+            train_ds, validation_data=val_ds, initial_epoch=epoch, epochs=epoch + phase.epochs,
+            callbacks=make_callbacks(run_dir, phase, config.train), class_weight=weights,
+            verbose=verbose, shuffle=False,
+        )  # fmt: skip
+        end_epoch = history.epoch[-1] + 1 if history.epoch else epoch + phase.epochs
+        weights_file = f"checkpoints/{phase.name}.weights.h5"
+        model.save_weights(run_dir / weights_file)
+        state["phases"][phase.name] = {"end_epoch": end_epoch, "weights": weights_file}
+        artifacts.write_json(state, state_path)
+        _log_phase(phase, history.history, epoch, end_epoch, time.perf_counter() - start)
+        epoch = end_epoch
+
+    report = validation_report(model, index, val_ds, config.train.threshold_metric)
+    metadata = {
+        "class_names": index.class_names,
+        "image_size": image_size,
+        "input": "RGB pixels in [0, 255], float32 or uint8, shape (batch, size, size, 3)",
+        "resize": d.resize,
+        "backbone": get_backbone(config.model.backbone).name,
+        "output": "sigmoid: probability of class_names[1]" if index.num_classes == 2 else "softmax",
+        "threshold": report["threshold"],
+        "threshold_source": report["threshold_source"],
+        "validation": report,
+        "epochs_trained": epoch,
+        "phase2_start_epoch": phase2_start,
+        "data": {"root": index.root, "layout": index.layout, "split_file": artifacts.SPLIT_FILE},
+        "config": config.to_dict(),
+        "versions": artifacts.package_versions(),
+        "created": artifacts.now(),
+    }
+    model_path, meta_path = artifacts.save_artifact(model, metadata, run_dir / artifacts.MODEL_FILE)
+    written = [model_path, meta_path]
+    if output_model:
+        written += list(artifacts.save_artifact(model, metadata, output_model))
+    history = read_history(run_dir / artifacts.HISTORY_FILE)
+    for metric in ("accuracy", "loss"):
+        path = run_dir / "training_plots" / f"{metric}_curve.png"
+        written.append(plots.training_curve(history, metric, path, phase2_start))
+    written.append(run_dir / artifacts.HISTORY_FILE)
+    return TrainingResult(run_dir, model_path, metadata, history, phase2_start, written)
+
+
+def _log_phase(phase: Phase, history: dict, first: int, end: int, seconds: float) -> None:
+    val_acc = history.get("val_accuracy") or [float("nan")]
+    best = int(np.nanargmax(val_acc)) if not np.all(np.isnan(val_acc)) else 0
+    log.info(
+        "phase %s: epochs %d-%d in %.0fs, best val_accuracy %.4f (epoch %d), lr %g",
+        phase.name, first + 1, end, seconds, val_acc[best], first + best + 1, phase.lr,
+    )  # fmt: skip

@@ -1,0 +1,166 @@
+"""Training end to end: phases, artifacts, learning, resume after SIGKILL, CLI errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from conftest import make_image_tree
+
+from gender_cls.cli import train_command
+from gender_cls.config import AugmentConfig, DataConfig, ModelConfig, RunConfig, TrainConfig
+from gender_cls.training import plan_phases, read_history, train
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--weights", "none", "--alpha", "0.35", "--image_size", "64", "--no_augment"]
+
+
+@pytest.fixture(scope="module")
+def two_class_data(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("two_class")
+    make_image_tree(root / "train", {"female": 40, "male": 40}, size=64, seed=1)
+    make_image_tree(root / "val", {"female": 12, "male": 12}, size=64, seed=2)
+    make_image_tree(root / "test", {"female": 12, "male": 12}, size=64, seed=3)
+    return root
+
+
+def tiny_config(data: Path, out: Path, **train) -> RunConfig:
+    return RunConfig(
+        DataConfig(str(data), image_size=64, batch_size=8),
+        AugmentConfig.off(),
+        ModelConfig(weights="none", alpha=0.35),
+        TrainConfig(output_dir=str(out), **train),
+    )
+
+
+def test_phase_plan():
+    scratch = plan_phases(RunConfig(model=ModelConfig(weights="none")))
+    assert [p.name for p in scratch] == ["scratch"]
+    two = plan_phases(RunConfig(train=TrainConfig(fine_tune_epochs=3, fine_tune_layers="12")))
+    assert [(p.name, p.unfreeze) for p in two] == [("head", None), ("fine_tune", "12")]
+    assert two[1].lr == 1e-5
+    skipped = RunConfig(train=TrainConfig(fine_tune_epochs=3, fine_tune_layers="0"))
+    assert [p.name for p in plan_phases(skipped)] == ["head"]
+
+
+@pytest.fixture(scope="module")
+def trained_run(two_class_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs") / "run"
+    result = train(tiny_config(two_class_data, out, head_epochs=8, patience=10), verbose=0)
+    return result
+
+
+def test_two_class_run_learns_and_writes_the_run_directory(trained_run):
+    run = trained_run.run_dir
+    for name in ("model.keras", "model.json", "history.csv", "config.json", "split.json",
+                 "training_plots/accuracy_curve.png", "training_plots/loss_curve.png",
+                 "checkpoints/best.keras"):  # fmt: skip
+        assert (run / name).is_file(), name
+    meta = json.loads((run / "model.json").read_text())
+    assert meta["class_names"] == ["female", "male"] and meta["image_size"] == 64
+    assert 0.0 < meta["threshold"] < 1.0
+    assert meta["validation"]["at_threshold"]["accuracy"] > 0.8  # chance is 0.5
+    assert len(read_history(run / "history.csv")["loss"]) == 8
+
+
+def test_saved_run_model_predicts_raw_pixels(trained_run, two_class_data):
+    model = keras.saving.load_model(trained_run.run_dir / "model.keras")
+    from gender_cls.images import load_image
+
+    paths = sorted((two_class_data / "test" / "male").glob("*.png"))[:4]
+    pixels = np.stack([load_image(p, 64) for p in paths])
+    assert (model.predict(pixels, verbose=0) > 0.5).mean() >= 0.75
+
+
+def test_two_phases_with_a_local_pretrained_base(two_class_data, tmp_path, trained_run):
+    from gender_cls.models import get_base
+
+    base_weights = tmp_path / "base.weights.h5"
+    get_base(keras.saving.load_model(trained_run.run_dir / "model.keras")).save_weights(
+        base_weights
+    )
+    config = tiny_config(two_class_data, tmp_path / "ft", head_epochs=2, fine_tune_epochs=2,
+                         fine_tune_layers="10")  # fmt: skip
+    config.model.weights = str(base_weights)
+    result = train(config, output_model=str(tmp_path / "models" / "model_new.h5"), verbose=0)
+    assert result.phase2_start == 2
+    assert len(result.history["loss"]) == 4
+    assert (tmp_path / "models" / "model_new.h5").is_file()
+    assert (tmp_path / "models" / "model_new.json").is_file()
+
+
+def test_killed_run_resumes_and_completes(two_class_data, tmp_path):
+    run = tmp_path / "killed"
+    args = [sys.executable, str(REPO / "train_model.py"), "--data_path", str(two_class_data),
+            "--output_dir", str(run), "--epochs", "10", "--patience", "100", "--batch_size", "8",
+            *TINY]  # fmt: skip
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    history = run / "history.csv"
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if history.is_file() and len(history.read_text().splitlines()) >= 3:  # 2 epochs logged
+            break
+        time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (run / "model.keras").exists()
+
+    resumed = subprocess.run([*args[:2], "--output_dir", str(run), "--resume"], env=env,
+                             capture_output=True, text=True, timeout=400)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    epochs = [line.split(",")[0] for line in history.read_text().splitlines()[1:]]
+    assert sorted(set(map(int, epochs))) == list(range(10))
+    assert len(read_history(history)["loss"]) == 10
+    assert (run / "model.keras").is_file() and (run / "model.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--backbone", "resnet9000"], "unknown backbone 'resnet9000'"),
+        (
+            ["--fine_tune_layers", "5000", "--weights", "imagenet_missing.h5"],
+            "weights file not found",
+        ),
+        (["--data_path", "/no/such/folder"], "/no/such/folder: data folder not found"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_code_2(two_class_data, tmp_path, extra, message):
+    args = ["--data_path", str(two_class_data), "--output_dir", str(tmp_path / "r"), *extra]
+    result = CliRunner().invoke(train_command, args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_output_dir_holding_another_run_is_refused(trained_run, two_class_data):
+    args = ["--data_path", str(two_class_data), "--output_dir", str(trained_run.run_dir), *TINY]
+    result = CliRunner().invoke(train_command, args)
+    assert result.exit_code == 2
+    assert "already holds a run" in result.output and "--overwrite" in result.output
+
+
+def test_fine_tune_layers_larger_than_the_base(two_class_data, tmp_path):
+    config = tiny_config(two_class_data, tmp_path / "r", head_epochs=1, fine_tune_epochs=1,
+                         fine_tune_layers="5000")  # fmt: skip
+    config.model.weights = "imagenet"
+    from gender_cls.errors import UserError
+    from gender_cls.training import _prepare_layers
+
+    with pytest.raises(UserError, match="larger than the base"):
+        from gender_cls.models import build_classifier
+
+        config.model.weights = "none"
+        _prepare_layers(build_classifier(config.model, 2, 32), plan_phases(
+            RunConfig(train=config.train))[1])  # fmt: skip
