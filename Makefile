@@ -20,8 +20,13 @@ install: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# The main job, offline: direction dataset -> train -> evaluate -> predict one image.
 demo: $(STAMP)
-	$(PY) -m gender_cls.demo $(DEMO_DIR)
+	$(PY) train_model.py --demo --data_path $(DEMO_DIR)/direction --output_dir $(DEMO_DIR)/run --overwrite
+	$(PY) test_script.py --data_path $(DEMO_DIR)/direction/test --model_path $(DEMO_DIR)/run \
+		--output_dir $(DEMO_DIR)/evaluation
+	$(PY) predict.py --image_path $(DEMO_DIR)/direction/test/up/up_00255.jpg \
+		--model_path $(DEMO_DIR)/run --save_dir $(DEMO_DIR)/predictions
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

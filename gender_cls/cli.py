@@ -52,6 +52,11 @@ def quiet_tensorflow(verbose: bool) -> None:
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
+def progress_verbosity(as_json: bool = False) -> int:
+    """Keras' progress bar on a terminal; nothing when piped or printing JSON."""
+    return 1 if sys.stdout.isatty() and not as_json else 0
+
+
 def setup_logging(verbose: bool) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, format="%(message)s", force=True
@@ -296,9 +301,170 @@ def format_validation(metadata: dict) -> str:
     return "\n".join(lines)
 
 
+def _split_classes(_ctx, _param, value: str | None) -> list[str] | None:
+    return [c.strip() for c in value.split(",") if c.strip()] if value else None
+
+
+def _model_options(command):
+    options = [
+        click.option("--model_path", "--model-path", "--model", "model_path", required=True,
+                     help="Run directory, or a .keras/.h5 file (with its .json beside, or bare)."),
+        click.option("--classes", callback=_split_classes, default=None,
+                     help="Bare models only: class names in output order, e.g. female,male."),
+        click.option("--input_scale", "--input-scale", "input_scale",
+                     type=click.Choice(["unit", "raw"]), default=None,
+                     help="Bare models only: pixels /255 (unit) or 0-255 (raw).  [default: unit]"),
+        click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+                     help="Decision threshold on P(second class) [default: the model's tuned one]."),
+        click.option("--batch_size", "--batch-size", "batch_size", type=int, default=32),
+        click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout."),
+        click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's own logging."),
+    ]  # fmt: skip
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+@click.command("evaluate", context_settings=CONTEXT)
+@click.option(
+    "--data_path",
+    "--data-path",
+    "--data_dir",
+    "--data-dir",
+    "--test_dir",
+    "data_path",
+    required=True,
+    help="Labelled test images: <class>/ folders, or a root with test/.",
+)
+@click.option(
+    "--output_dir",
+    "--output-dir",
+    "output_dir",
+    default="evaluation_results",
+    help="Where the report, plots and misclassified images go.",
+)
+@click.option(
+    "--tune_on",
+    "--tune-on",
+    "tune_on",
+    default=None,
+    help="Re-tune the threshold on this labelled folder (never the test set) first.",
+)
+@click.option(
+    "--max_misclassified",
+    "--max-misclassified",
+    "max_misclassified",
+    type=int,
+    default=None,
+    help="Copy only the N most confident mistakes [default: all].",
+)
+@_model_options
+@handle_errors
+def evaluate_command(data_path, output_dir, tune_on, max_misclassified, model_path, classes,
+                     input_scale, threshold, batch_size, as_json, verbose) -> None:  # fmt: skip
+    """Evaluate a trained model on a labelled test folder and write a full report.
+
+    \b
+    python test_script.py --data_path TEST_DIR --model_path runs/gender-mnv2 \\
+        --output_dir evaluation_results
+    """
+    quiet_tensorflow(verbose)
+    setup_logging(verbose)
+    from gender_cls.evaluation import evaluate, write_outputs
+
+    result = evaluate(
+        model_path, data_path, classes=classes, input_scale=input_scale, threshold=threshold,
+        tune_on=tune_on, batch_size=batch_size, verbose=progress_verbosity(as_json),
+    )  # fmt: skip
+    for line in result.assumptions:
+        click.echo(f"assumed: {line}", err=True)
+    written = write_outputs(result, output_dir, max_misclassified)
+    if as_json:
+        click.echo(json.dumps(result.metrics, indent=2))
+        return
+    click.echo(Path(output_dir, "classification_report.txt").read_text())
+    m = result.metrics
+    summary = f"accuracy {m['accuracy']:.4f}  balanced accuracy {m['balanced_accuracy']:.4f}  "
+    summary += f"macro-F1 {m['macro_f1']:.4f}"
+    if m["roc_auc"] is not None:
+        summary += f"  ROC AUC {m['roc_auc']:.4f}"
+    click.echo(summary)
+    wrong = len(result.misclassified())
+    click.echo(f"{wrong} of {len(result.paths)} misclassified; wrote:")
+    for path in written:
+        click.echo(f"  {path}")
+
+
+@click.command("predict", context_settings=CONTEXT)
+@click.option(
+    "--image_path",
+    "--image-path",
+    "--image",
+    "image_paths",
+    multiple=True,
+    help="An image file or folder; more may follow as plain arguments.",
+)
+@click.argument("more_paths", nargs=-1)
+@click.option(
+    "--top_k",
+    "--top-k",
+    "top_k",
+    type=int,
+    default=1,
+    help="Multi-class: show the k most likely classes.",
+)
+@click.option(
+    "--save_dir",
+    "--save-dir",
+    "save_dir",
+    default=None,
+    help="Write each image annotated with its label and confidence here.",
+)
+@_model_options
+@handle_errors
+def predict_command(image_paths, more_paths, top_k, save_dir, model_path, classes, input_scale,
+                    threshold, batch_size, as_json, verbose) -> None:  # fmt: skip
+    """Predict the class of images (files or folders) with a trained model.
+
+    \b
+    python predict.py --image_path photo.jpg --model_path runs/gender-mnv2
+    python predict.py --image_path a.jpg b.png some_folder/ --model_path model.keras --json
+    """
+    paths = list(image_paths) + list(more_paths)
+    if not paths:
+        raise UserError("no images: pass --image_path FILE_OR_FOLDER")
+    quiet_tensorflow(verbose)
+    setup_logging(verbose)
+    from gender_cls.inference import Predictor
+
+    predictor = Predictor(model_path, classes=classes, input_scale=input_scale,
+                          threshold=threshold, batch_size=batch_size)  # fmt: skip
+    for line in predictor.assumptions:
+        click.echo(f"assumed: {line}", err=True)
+    results = predictor.predict_paths(paths)
+    if save_dir:
+        from gender_cls.annotate import save_annotated
+
+        save_annotated([r for r in results if r.error is None], save_dir)
+    if as_json:
+        click.echo(json.dumps([r.to_dict() for r in results], indent=2))
+    else:
+        for r in results:
+            if r.error:
+                click.echo(f"error  {r.path}: cannot read image ({r.error})", err=True)
+            elif top_k > 1 and not predictor.binary:
+                ranked = sorted(r.probabilities.items(), key=lambda kv: -kv[1])[:top_k]
+                click.echo("  ".join(f"{n} {p:6.1%}" for n, p in ranked) + f"  {r.path}")
+            else:
+                click.echo(f"{r.label}  {r.confidence:6.1%}  {r.path}")
+    if any(r.error for r in results):
+        raise SystemExit(1)
+
+
 @click.group(context_settings=CONTEXT)
 def main() -> None:
     """gender_cls: train, evaluate and use image classifiers."""
 
 
-main.add_command(train_command)
+for command in (train_command, evaluate_command, predict_command):
+    main.add_command(command)

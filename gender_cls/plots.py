@@ -35,3 +35,76 @@ def training_curve(
     ax.grid(alpha=0.3)
     ax.legend()
     return _save(fig, path)
+
+
+def confusion_matrix(matrix, class_names: list[str], path: Path) -> Path:
+    """Seaborn heatmap of counts with row-normalised percentages, class names on the axes."""
+    import numpy as np
+    import seaborn as sns
+
+    matrix = np.asarray(matrix)
+    rows = matrix.sum(axis=1, keepdims=True)
+    share = np.divide(matrix, rows, out=np.zeros(matrix.shape), where=rows > 0)
+    labels = [[f"{c}\n{s:.1%}" for c, s in zip(r, sr, strict=True)]
+              for r, sr in zip(matrix, share, strict=True)]  # fmt: skip
+    size = 2.2 + 1.1 * len(class_names)
+    fig, ax = plt.subplots(figsize=(size + 1.5, size))
+    sns.heatmap(share, annot=labels, fmt="", cmap="Blues", vmin=0, vmax=1, cbar=True, ax=ax,
+                xticklabels=class_names, yticklabels=class_names, square=True)  # fmt: skip
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title("Confusion matrix (counts, % of true class)")
+    return _save(fig, path)
+
+
+def roc_curve(y_true, scores, path: Path) -> Path:
+    """ROC curve of the positive class with its AUC."""
+    from sklearn.metrics import RocCurveDisplay
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    RocCurveDisplay.from_predictions(y_true, scores, ax=ax, name="model", plot_chance_level=True)
+    ax.set_title("ROC curve")
+    return _save(fig, path)
+
+
+def pr_curve(y_true, scores, path: Path) -> Path:
+    """Precision-recall curve of the positive class with its average precision."""
+    from sklearn.metrics import PrecisionRecallDisplay
+
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    PrecisionRecallDisplay.from_predictions(y_true, scores, ax=ax, name="model",
+                                            plot_chance_level=True)  # fmt: skip
+    ax.set_title("Precision-recall curve")
+    return _save(fig, path)
+
+
+def threshold_curve(sweep: dict, chosen: float | None, path: Path) -> Path:
+    """Precision, recall, F1 and balanced accuracy against the threshold, the chosen one marked."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for key in ("precision", "recall", "f1", "balanced_accuracy"):
+        ax.plot(sweep["threshold"], sweep[key], label=key.replace("_", " "))
+    if chosen is not None:
+        ax.axvline(chosen, color="black", linestyle="--", label=f"chosen {chosen:.3f}")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("threshold on P(positive class)")
+    ax.set_ylabel("score")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower left")
+    ax.set_title("Metrics against the decision threshold")
+    return _save(fig, path)
+
+
+def contact_sheet(images: list, captions: list[str], path: Path, title: str) -> Path:
+    """A grid of RGB images with a caption under each."""
+    import math
+
+    columns = min(6, len(images))
+    rows = math.ceil(len(images) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(2.3 * columns, 2.6 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, image, caption in zip(axes.ravel(), images, captions, strict=False):
+        ax.imshow(image)
+        ax.set_title(caption, fontsize=8)
+    fig.suptitle(title)
+    return _save(fig, path)

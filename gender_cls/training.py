@@ -247,6 +247,7 @@ def train(
         "class_names": index.class_names,
         "image_size": image_size,
         "input": "RGB pixels in [0, 255], float32 or uint8, shape (batch, size, size, 3)",
+        "input_scale": "raw",
         "resize": d.resize,
         "backbone": get_backbone(config.model.backbone).name,
         "output": "sigmoid: probability of class_names[1]" if index.num_classes == 2 else "softmax",

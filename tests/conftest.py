@@ -57,3 +57,34 @@ def flat_tree(tmp_path: Path) -> Path:
 
 def needs(path: Path):
     return pytest.mark.skipif(not path.is_dir(), reason=f"{path} not present")
+
+
+def tiny_config(data: Path, out: Path, **train):
+    """A small from-scratch MobileNetV2 (alpha 0.35, 64 px) run on `data`, no augmentation."""
+    from gender_cls.config import AugmentConfig, DataConfig, ModelConfig, RunConfig, TrainConfig
+
+    return RunConfig(
+        DataConfig(str(data), image_size=64, batch_size=8),
+        AugmentConfig.off(),
+        ModelConfig(weights="none", alpha=0.35),
+        TrainConfig(output_dir=str(out), **train),
+    )
+
+
+@pytest.fixture(scope="session")
+def two_class_data(tmp_path_factory) -> Path:
+    """train/val/test of two learnable synthetic classes, 64 px."""
+    root = tmp_path_factory.mktemp("two_class")
+    make_image_tree(root / "train", {"female": 40, "male": 40}, size=64, seed=1)
+    make_image_tree(root / "val", {"female": 12, "male": 12}, size=64, seed=2)
+    make_image_tree(root / "test", {"female": 12, "male": 12}, size=64, seed=3)
+    return root
+
+
+@pytest.fixture(scope="session")
+def trained_run(two_class_data, tmp_path_factory):
+    """One small model trained for the whole session (about a minute on 2 cores)."""
+    from gender_cls.training import train
+
+    out = tmp_path_factory.mktemp("runs") / "run"
+    return train(tiny_config(two_class_data, out, head_epochs=8, patience=10), verbose=0)

@@ -14,32 +14,14 @@ import keras
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import make_image_tree
+from conftest import tiny_config
 
 from gender_cls.cli import train_command
-from gender_cls.config import AugmentConfig, DataConfig, ModelConfig, RunConfig, TrainConfig
+from gender_cls.config import ModelConfig, RunConfig, TrainConfig
 from gender_cls.training import plan_phases, read_history, train
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--weights", "none", "--alpha", "0.35", "--image_size", "64", "--no_augment"]
-
-
-@pytest.fixture(scope="module")
-def two_class_data(tmp_path_factory) -> Path:
-    root = tmp_path_factory.mktemp("two_class")
-    make_image_tree(root / "train", {"female": 40, "male": 40}, size=64, seed=1)
-    make_image_tree(root / "val", {"female": 12, "male": 12}, size=64, seed=2)
-    make_image_tree(root / "test", {"female": 12, "male": 12}, size=64, seed=3)
-    return root
-
-
-def tiny_config(data: Path, out: Path, **train) -> RunConfig:
-    return RunConfig(
-        DataConfig(str(data), image_size=64, batch_size=8),
-        AugmentConfig.off(),
-        ModelConfig(weights="none", alpha=0.35),
-        TrainConfig(output_dir=str(out), **train),
-    )
 
 
 def test_phase_plan():
@@ -50,13 +32,6 @@ def test_phase_plan():
     assert two[1].lr == 1e-5
     skipped = RunConfig(train=TrainConfig(fine_tune_epochs=3, fine_tune_layers="0"))
     assert [p.name for p in plan_phases(skipped)] == ["head"]
-
-
-@pytest.fixture(scope="module")
-def trained_run(two_class_data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("runs") / "run"
-    result = train(tiny_config(two_class_data, out, head_epochs=8, patience=10), verbose=0)
-    return result
 
 
 def test_two_class_run_learns_and_writes_the_run_directory(trained_run):

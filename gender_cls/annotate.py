@@ -1,0 +1,35 @@
+"""Write images annotated with their predicted label and confidence (visual feedback)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+
+from gender_cls.images import read_image
+
+
+def annotate(rgb, text: str):
+    """A copy of an RGB image with `text` on a dark band across the top."""
+    image = cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR)
+    height, width = image.shape[:2]
+    scale = max(0.4, width / 500)
+    thickness = max(1, round(scale * 2))
+    (_, text_h), baseline = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, thickness)
+    band = text_h + baseline + 8
+    cv2.rectangle(image, (0, 0), (width, band), (0, 0, 0), -1)
+    cv2.putText(image, text, (4, band - baseline - 4), cv2.FONT_HERSHEY_SIMPLEX, scale,
+                (255, 255, 255), thickness, cv2.LINE_AA)  # fmt: skip
+    return image
+
+
+def save_annotated(predictions, out_dir: str | Path) -> list[Path]:
+    """Save each predicted image with "label 97.3%" drawn on it, as PNG named after the input."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for p in predictions:
+        target = out / f"{Path(p.path).stem}_{p.label}.png"
+        cv2.imwrite(str(target), annotate(read_image(p.path), f"{p.label} {p.confidence:.1%}"))
+        written.append(target)
+    return written

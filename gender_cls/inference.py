@@ -1,0 +1,201 @@
+"""Load a model artifact (or a bare model file) and predict images, arrays or a folder."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from gender_cls.artifacts import resolve_model
+from gender_cls.data import list_images
+from gender_cls.errors import UserError
+from gender_cls.images import ImageReadError, load_image
+
+log = logging.getLogger(__name__)
+INPUT_SCALES = ("unit", "raw")
+
+
+@dataclass
+class Prediction:
+    """One image's result; `error` is set (and the rest empty) when it could not be read."""
+
+    path: str
+    label: str | None = None
+    confidence: float | None = None
+    probabilities: dict[str, float] = field(default_factory=dict)
+    threshold: float | None = None
+    error: str | None = None
+
+    def to_dict(self) -> dict:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+def _load_keras_model(path: Path):
+    import keras
+
+    try:
+        return keras.saving.load_model(path, compile=False)
+    except Exception as error:  # corrupt zip/HDF5, unknown layers, wrong format: all say the same
+        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        raise UserError(
+            f"{path}: not a readable Keras model ({reason}); pass a model.keras/.h5 saved by "
+            "Keras or a run directory from train_model.py"
+        ) from None
+
+
+class Predictor:
+    """A model with everything needed to turn pixels into labels.
+
+    A run's model.json supplies the classes, image size, threshold and resize mode. A bare model
+    file takes its size from its input shape, its classes from `classes`, threshold 0.5, and pixels
+    scaled by `input_scale` ("unit": /255, what ImageDataGenerator(rescale=1./255) scripts used).
+    """
+
+    def __init__(
+        self,
+        model_path: str | Path,
+        *,
+        classes: list[str] | None = None,
+        input_scale: str | None = None,
+        threshold: float | None = None,
+        batch_size: int = 32,
+    ):
+        self.model_file, self.metadata = resolve_model(model_path)
+        self.model = _load_keras_model(self.model_file)
+        self.batch_size = batch_size
+        self.assumptions: list[str] = []
+        meta = self.metadata or {}
+        outputs = int(self.model.output_shape[-1])
+        if meta:
+            self.class_names = list(meta["class_names"])
+            self.image_size = int(meta["image_size"])
+            self.input_scale = input_scale or meta.get("input_scale", "raw")
+            self.resize = meta.get("resize", "stretch")
+            self.threshold, self.threshold_source = (
+                meta.get("threshold"),
+                meta.get("threshold_source", "model.json"),
+            )
+        else:
+            self._assume_bare(classes, input_scale, outputs)
+        if input_scale is not None and input_scale not in INPUT_SCALES:
+            raise UserError(f"--input_scale must be one of {INPUT_SCALES}, got {input_scale!r}")
+        expected = 1 if len(self.class_names) == 2 and outputs == 1 else len(self.class_names)
+        if outputs != expected:
+            raise UserError(
+                f"{self.model_file}: the model has {outputs} output(s) but {len(self.class_names)} "
+                f"classes were given ({', '.join(self.class_names)}); pass matching --classes"
+            )
+        self.binary = outputs == 1
+        if not self.binary:
+            self.threshold, self.threshold_source = None, "argmax"
+        elif threshold is not None:
+            self.threshold, self.threshold_source = float(threshold), "given on the command line"
+
+    def _assume_bare(self, classes, input_scale, outputs) -> None:
+        if not classes:
+            raise UserError(
+                f"{self.model_file}: no {self.model_file.with_suffix('.json').name} beside the "
+                "model, so its classes are unknown; pass --classes a,b (in output order)"
+            )
+        shape = self.model.input_shape
+        if isinstance(shape, list):
+            shape = shape[0]
+        if shape[1] is None or shape[1] != shape[2]:
+            raise UserError(f"{self.model_file}: cannot tell the image size from input {shape}")
+        self.class_names = list(classes)
+        self.image_size = int(shape[1])
+        self.input_scale = input_scale or "unit"
+        self.resize = "stretch"
+        self.threshold, self.threshold_source = 0.5, "default 0.5 (bare model)"
+        self.assumptions.append(
+            f"bare model (no .json): image size {self.image_size} from its input, classes "
+            f"{', '.join(self.class_names)}, threshold 0.5, pixels "
+            + ("/255 (--input_scale unit)" if self.input_scale == "unit" else "0-255 (raw)")
+        )
+
+    def _scale(self, images):
+        return images * (1.0 / 255.0) if self.input_scale == "unit" else images
+
+    def probabilities(self, scores: np.ndarray) -> np.ndarray:
+        """Model outputs as [N, classes] probabilities (two columns for a sigmoid model)."""
+        scores = np.asarray(scores, np.float64)
+        if self.binary:
+            p = scores.reshape(-1)
+            return np.stack([1.0 - p, p], axis=1)
+        return scores
+
+    def decide(self, probabilities: np.ndarray, threshold: float | None = None) -> np.ndarray:
+        """Class indices: positive when P(class 1) >= threshold for binary models, else argmax."""
+        if self.binary:
+            t = self.threshold if threshold is None else threshold
+            return (probabilities[:, 1] >= t).astype(int)
+        return probabilities.argmax(axis=1)
+
+    def predict_arrays(self, images: np.ndarray, verbose: int = 0) -> np.ndarray:
+        """[N, size, size, 3] RGB pixels in [0, 255] -> [N, classes] probabilities."""
+        x = self._scale(np.asarray(images, np.float32))
+        scores = self.model.predict(x, batch_size=self.batch_size, verbose=verbose)
+        return self.probabilities(scores)
+
+    def predict_files(self, paths: list[str], verbose: int = 0) -> np.ndarray:
+        """Probabilities for readable image files, decoded by the tf.data pipeline in batches."""
+        from gender_cls.pipeline import predict_dataset
+
+        ds = predict_dataset(paths, self.image_size, self.batch_size, self.resize)
+        if self.input_scale == "unit":
+            ds = ds.map(self._scale)
+        return self.probabilities(self.model.predict(ds, verbose=verbose))
+
+    def predict_paths(self, paths: list[str | Path]) -> list[Prediction]:
+        """Predict image files and folders; unreadable files get an error, the rest a label."""
+        files = expand_paths(paths)
+        images: dict[str, np.ndarray] = {}
+        errors: dict[str, str] = {}
+
+        def load(path: str) -> None:
+            try:
+                images[path] = load_image(path, self.image_size, self.resize)
+            except ImageReadError as error:
+                errors[path] = error.reason
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            list(pool.map(load, files))
+        readable = [p for p in files if p in images]
+        probs = self.predict_arrays(np.stack([images[p] for p in readable])) if readable else []
+        by_path = dict(zip(readable, probs, strict=True))
+        results = []
+        for path in files:
+            if path in errors:
+                results.append(Prediction(path, error=errors[path]))
+                continue
+            p = by_path[path]
+            index = int(self.decide(p[None])[0])
+            results.append(
+                Prediction(
+                    path,
+                    label=self.class_names[index],
+                    confidence=float(p[index]),
+                    probabilities={n: float(v) for n, v in zip(self.class_names, p, strict=True)},
+                    threshold=self.threshold,
+                )
+            )
+        return results
+
+
+def expand_paths(paths: list[str | Path]) -> list[str]:
+    """Files as given (any extension, so bad ones are reported) and images inside folders."""
+    files = []
+    for path in map(Path, paths):
+        if path.is_dir():
+            found = list_images(path)
+            if not found:
+                raise UserError(f"{path}: no images in this folder (.jpg .png .bmp .gif .webp)")
+            files += [str(p) for p in found]
+        elif path.is_file():
+            files.append(str(path))
+        else:
+            raise UserError(f"{path}: image not found; check --image_path")
+    return files

@@ -1,0 +1,74 @@
+"""predict.py and the Predictor: files, folders, mixed lists with a corrupt file, JSON, thresholds."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from gender_cls.cli import predict_command
+from gender_cls.images import load_image
+from gender_cls.inference import Predictor
+
+
+def test_predict_one_file_prints_label_confidence_path(trained_run, two_class_data):
+    image = sorted((two_class_data / "test" / "male").glob("*.png"))[0]
+    result = CliRunner().invoke(predict_command, ["--image_path", str(image),
+                                                  "--model_path", str(trained_run.run_dir)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    label, confidence, path = result.output.split()
+    assert label in ("female", "male") and confidence.endswith("%") and path == str(image)
+
+
+def test_predict_folder_and_mixed_list_with_a_corrupt_file(trained_run, two_class_data, tmp_path):
+    broken = tmp_path / "broken.jpg"
+    broken.write_bytes(b"not a jpeg")
+    good = sorted((two_class_data / "test" / "female").glob("*.png"))[0]
+    args = ["--image_path", str(good), str(broken), str(two_class_data / "test" / "male"),
+            "--model_path", str(trained_run.run_dir), "--json"]  # fmt: skip
+    result = CliRunner().invoke(predict_command, args)
+    assert result.exit_code == 1  # one file failed, the others were still predicted
+    records = json.loads(result.stdout)
+    assert len(records) == 2 + 12
+    failed = [r for r in records if "error" in r]
+    assert [r["path"] for r in failed] == [str(broken)]
+    ok = [r for r in records if "error" not in r]
+    assert all(set(r["probabilities"]) == {"female", "male"} for r in ok)
+    assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-5 for r in ok)
+
+
+def test_threshold_override_flips_labels(trained_run, two_class_data):
+    folder = str(two_class_data / "test" / "female")
+    predictor = Predictor(trained_run.run_dir, threshold=0.0)
+    assert {p.label for p in predictor.predict_paths([folder])} == {"male"}
+
+
+def test_predict_arrays_matches_predict_paths(trained_run, two_class_data):
+    paths = sorted((two_class_data / "test" / "male").glob("*.png"))[:3]
+    predictor = Predictor(trained_run.run_dir)
+    from_arrays = predictor.predict_arrays(np.stack([load_image(p, 64) for p in paths]))
+    from_paths = predictor.predict_paths(paths)
+    np.testing.assert_allclose(from_arrays[:, 1], [p.probabilities["male"] for p in from_paths],
+                               atol=1e-5)  # fmt: skip
+
+
+def test_save_dir_writes_annotated_images(trained_run, two_class_data, tmp_path):
+    image = sorted((two_class_data / "test" / "male").glob("*.png"))[0]
+    args = ["--image_path", str(image), "--model_path", str(trained_run.run_dir),
+            "--save_dir", str(tmp_path / "annotated")]  # fmt: skip
+    assert CliRunner().invoke(predict_command, args).exit_code == 0
+    (written,) = (tmp_path / "annotated").iterdir()
+    with Image.open(written) as annotated:
+        assert annotated.size == Image.open(image).size
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--image_path", "/no/such.jpg"], "image not found"),
+    ([], "no images"),
+])  # fmt: skip
+def test_bad_image_paths_exit_2(trained_run, args, message):
+    result = CliRunner().invoke(predict_command, [*args, "--model_path", str(trained_run.run_dir)])
+    assert result.exit_code == 2 and message in result.output
