@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -193,7 +194,8 @@ def train(
     index = _load_index(config, run_dir, resume)
     log.info("data: %s\n%s", d.data_path, index.summary())
     image_size = d.image_size or get_backbone(config.model.backbone).default_size
-    model = build_classifier(config.model, index.num_classes, image_size)
+    with precision_policy(config.train.mixed_precision):
+        model = build_classifier(config.model, index.num_classes, image_size)
     train_ds = make_dataset(
         index.splits["train"], index.num_classes, image_size, d.batch_size, training=True,
         augment=config.augment, oversample=d.balance == "oversample", resize=d.resize,
@@ -227,6 +229,7 @@ def train(
             optimizer=keras.optimizers.Adam(phase.lr),
             loss=make_loss(config.train, index.num_classes),
             metrics=make_metrics(index.num_classes),
+            jit_compile=config.train.jit,
         )
         start = time.perf_counter()
         history = model.fit(
@@ -261,6 +264,9 @@ def train(
         "versions": artifacts.package_versions(),
         "created": artifacts.now(),
     }
+    if config.train.mixed_precision:  # save a float32 model: it runs anywhere, CPUs included
+        trained, model = model, build_classifier(config.model, index.num_classes, image_size)
+        model.set_weights(trained.get_weights())
     model_path, meta_path = artifacts.save_artifact(model, metadata, run_dir / artifacts.MODEL_FILE)
     written = [model_path, meta_path]
     if output_model:
@@ -271,6 +277,21 @@ def train(
         written.append(plots.training_curve(history, metric, path, phase2_start))
     written.append(run_dir / artifacts.HISTORY_FILE)
     return TrainingResult(run_dir, model_path, metadata, history, phase2_start, written)
+
+
+@contextmanager
+def precision_policy(mixed: bool):
+    """mixed_float16 while building the model when asked for and a GPU is present."""
+    import tensorflow as tf
+
+    if mixed and not tf.config.list_physical_devices("GPU"):
+        log.warning("--mixed_precision ignored: no GPU found (float16 is slow on CPUs)")
+        mixed = False
+    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
 
 
 def _log_phase(phase: Phase, history: dict, first: int, end: int, seconds: float) -> None:

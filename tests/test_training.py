@@ -139,3 +139,28 @@ def test_fine_tune_layers_larger_than_the_base(two_class_data, tmp_path):
         config.model.weights = "none"
         _prepare_layers(build_classifier(config.model, 2, 32), plan_phases(
             RunConfig(train=config.train))[1])  # fmt: skip
+
+
+def test_mixed_precision_builds_float16_compute_with_a_float32_output(monkeypatch):
+    import tensorflow as tf
+
+    from gender_cls.models import build_classifier
+    from gender_cls.training import precision_policy
+
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"])
+    with precision_policy(True):
+        model = build_classifier(ModelConfig(weights="none", alpha=0.35), 2, 32)
+    assert model.get_layer("pool").compute_dtype == "float16"
+    assert model.get_layer("output").compute_dtype == "float32"
+    assert keras.mixed_precision.global_policy().name == "float32"  # restored
+
+
+def test_mixed_precision_is_ignored_without_a_gpu(monkeypatch, caplog):
+    import tensorflow as tf
+
+    from gender_cls.training import precision_policy
+
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
+    with precision_policy(True):
+        assert keras.mixed_precision.global_policy().name == "float32"
+    assert "no GPU" in caplog.text
