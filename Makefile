@@ -4,7 +4,6 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo_output
-export TF_CPP_MIN_LOG_LEVEL ?= 2
 
 .PHONY: install test demo lint format bench clean
 

@@ -31,24 +31,29 @@ from gender_cls.errors import UserError
 CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
 
 
-def quiet_tensorflow(verbose: bool) -> None:
-    """Silence TensorFlow's start-up noise (C++ logs, CUDA probing, Python warnings)."""
+def quiet_tensorflow(verbose: bool, import_now: bool = True) -> None:
+    """Silence TensorFlow's start-up noise (C++ logs, CUDA probing, Keras warnings).
+
+    With import_now, TensorFlow is imported here with stderr sent to /dev/null, since parts of its
+    start-up print before any log level is read; a command that may not need it (predict with a
+    TFLite export) passes import_now=False and starts fast.
+    """
     if verbose:
-        logging.getLogger().setLevel(logging.DEBUG)
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    if "tensorflow" not in sys.modules:
+    import warnings
+
+    warnings.filterwarnings("ignore", module="keras")
+    warnings.filterwarnings("ignore", module="tensorflow")
+    if import_now and "tensorflow" not in sys.modules:
         stderr_fd = os.dup(2)
         with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)  # absl and CUDA print to fd 2 before any flag is read
+            os.dup2(devnull.fileno(), 2)
             try:
                 import tensorflow  # noqa: F401
             finally:
                 os.dup2(stderr_fd, 2)
                 os.close(stderr_fd)
-    import warnings
-
-    warnings.filterwarnings("ignore", module="keras")
     logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
@@ -321,6 +326,8 @@ def _model_options(command):
         click.option("--threshold", type=click.FloatRange(0, 1), default=None,
                      help="Decision threshold on P(second class) [default: the model's tuned one]."),
         click.option("--batch_size", "--batch-size", "batch_size", type=int, default=32),
+        click.option("--backend", type=click.Choice(["auto", "keras", "tflite"]), default="auto",
+                     help="auto: the run's TFLite export when there is one (fast start), else Keras."),
         click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout."),
         click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's own logging."),
     ]  # fmt: skip
@@ -365,7 +372,7 @@ def _model_options(command):
 @_model_options
 @handle_errors
 def evaluate_command(data_path, output_dir, tune_on, max_misclassified, model_path, classes,
-                     input_scale, threshold, batch_size, as_json, verbose) -> None:  # fmt: skip
+                     input_scale, threshold, batch_size, backend, as_json, verbose) -> None:  # fmt: skip
     """Evaluate a trained model on a labelled test folder and write a full report.
 
     \b
@@ -378,7 +385,8 @@ def evaluate_command(data_path, output_dir, tune_on, max_misclassified, model_pa
 
     result = evaluate(
         model_path, data_path, classes=classes, input_scale=input_scale, threshold=threshold,
-        tune_on=tune_on, batch_size=batch_size, verbose=progress_verbosity(as_json),
+        tune_on=tune_on, batch_size=batch_size, backend=backend,
+        verbose=progress_verbosity(as_json),
     )  # fmt: skip
     for line in result.assumptions:
         click.echo(f"assumed: {line}", err=True)
@@ -427,7 +435,7 @@ def evaluate_command(data_path, output_dir, tune_on, max_misclassified, model_pa
 @_model_options
 @handle_errors
 def predict_command(image_paths, more_paths, top_k, save_dir, model_path, classes, input_scale,
-                    threshold, batch_size, as_json, verbose) -> None:  # fmt: skip
+                    threshold, batch_size, backend, as_json, verbose) -> None:  # fmt: skip
     """Predict the class of images (files or folders) with a trained model.
 
     \b
@@ -437,12 +445,15 @@ def predict_command(image_paths, more_paths, top_k, save_dir, model_path, classe
     paths = list(image_paths) + list(more_paths)
     if not paths:
         raise UserError("no images: pass --image_path FILE_OR_FOLDER")
-    quiet_tensorflow(verbose)
+    from gender_cls.artifacts import resolve_model
+    from gender_cls.inference import Predictor, tflite_file
+
+    model_file, metadata = resolve_model(model_path)
+    quiet_tensorflow(verbose, import_now=tflite_file(model_file, metadata, backend) is None)
     setup_logging(verbose)
-    from gender_cls.inference import Predictor
 
     predictor = Predictor(model_path, classes=classes, input_scale=input_scale,
-                          threshold=threshold, batch_size=batch_size)  # fmt: skip
+                          threshold=threshold, batch_size=batch_size, backend=backend)  # fmt: skip
     for line in predictor.assumptions:
         click.echo(f"assumed: {line}", err=True)
     results = predictor.predict_paths(paths)
@@ -465,10 +476,46 @@ def predict_command(image_paths, more_paths, top_k, save_dir, model_path, classe
         raise SystemExit(1)
 
 
+@click.command("export", context_settings=CONTEXT)
+@click.option(
+    "--model_path",
+    "--model-path",
+    "--model",
+    "model_path",
+    required=True,
+    help="Run directory or model.keras with its model.json beside it.",
+)
+@click.option(
+    "--format", "fmt", type=click.Choice(["tflite", "onnx", "savedmodel"]), default="tflite"
+)
+@click.option(
+    "--quantize",
+    type=click.Choice(["float16", "int8"]),
+    default=None,
+    help="TFLite only; int8 calibrates on training images from the run's split.",
+)
+@click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's own logging.")
+@handle_errors
+def export_command(model_path, fmt, quantize, verbose) -> None:
+    """Export a trained model (checked against Keras) and record it in model.json.
+
+    predict.py and test_script.py then use the TFLite export by default (--backend auto).
+    """
+    quiet_tensorflow(verbose)
+    setup_logging(verbose)
+    from gender_cls.export import export_model
+
+    record = export_model(model_path, fmt, quantize)
+    line = f"exported {record['file']} ({fmt}{', ' + quantize if quantize else ''})"
+    if "max_abs_diff_vs_keras" in record:
+        line += f"; largest output difference vs Keras {record['max_abs_diff_vs_keras']:.2e}"
+    click.echo(line)
+
+
 @click.group(context_settings=CONTEXT)
 def main() -> None:
     """gender_cls: train, evaluate and use image classifiers."""
 
 
-for command in (train_command, evaluate_command, predict_command):
+for command in (train_command, evaluate_command, predict_command, export_command):
     main.add_command(command)

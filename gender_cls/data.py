@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -211,8 +212,12 @@ def check_readable(index: DatasetIndex, workers: int = 4) -> DatasetIndex:
             return error.reason
         return None
 
+    from tqdm import tqdm
+
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        reasons = dict(zip(all_paths, pool.map(probe, all_paths), strict=True))
+        checks = tqdm(pool.map(probe, all_paths), total=len(all_paths), desc="checking images",
+                      unit="img", disable=not sys.stderr.isatty(), leave=False)  # fmt: skip
+        reasons = dict(zip(all_paths, checks, strict=True))
     bad = [(p, r) for p, r in reasons.items() if r is not None]
     for path, reason in bad:
         log.warning("skipping unreadable image %s (%s)", path, reason)

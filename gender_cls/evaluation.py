@@ -112,6 +112,7 @@ def evaluate(
     tune_on: str | Path | None = None,
     threshold_metric: str | None = None,
     batch_size: int = 32,
+    backend: str = "auto",
     verbose: int = 0,
 ) -> EvaluationResult:
     """Predict every image of a labelled folder and measure the model on it."""
@@ -119,7 +120,7 @@ def evaluate(
         classes = labelled_folder(data_dir).class_names  # a bare model: the folders' classes
     predictor = Predictor(
         model_path, classes=classes, input_scale=input_scale, threshold=threshold,
-        batch_size=batch_size,
+        batch_size=batch_size, backend=backend,
     )  # fmt: skip
     if tune_on is not None and predictor.binary:
         _tune(predictor, tune_on, data_dir, threshold_metric, verbose)

@@ -33,17 +33,48 @@ class Prediction:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
-def _load_keras_model(path: Path):
-    import keras
+class KerasRunner:
+    """A Keras model loaded for inference (compile=False: a custom training loss is not needed)."""
 
-    try:
-        return keras.saving.load_model(path, compile=False)
-    except Exception as error:  # corrupt zip/HDF5, unknown layers, wrong format: all say the same
-        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
-        raise UserError(
-            f"{path}: not a readable Keras model ({reason}); pass a model.keras/.h5 saved by "
-            "Keras or a run directory from train_model.py"
-        ) from None
+    def __init__(self, path: Path, batch_size: int = 32):
+        import keras
+
+        try:
+            self.model = keras.saving.load_model(path, compile=False)
+        except Exception as error:  # corrupt zip/HDF5, unknown layers, wrong format: all the same
+            reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+            raise UserError(
+                f"{path}: not a readable Keras model ({reason}); pass a model.keras/.h5 saved by "
+                "Keras or a run directory from train_model.py"
+            ) from None
+        self.batch_size = batch_size
+        shape = self.model.input_shape
+        self.input_shape = tuple(shape[0] if isinstance(shape, list) else shape)
+        self.output_units = int(self.model.output_shape[-1])
+
+    def predict(self, images, verbose: int = 0) -> np.ndarray:
+        return self.model.predict(images, batch_size=self.batch_size, verbose=verbose)
+
+
+def tflite_file(model_file: Path, metadata: dict | None, backend: str = "auto") -> Path | None:
+    """The .tflite file to run (backend "tflite", or "auto" when the run has one), else None."""
+    if model_file.suffix == ".tflite":
+        return model_file
+    export = ((metadata or {}).get("exports") or {}).get("tflite")
+    exported = model_file.with_name(export["file"]) if export else None
+    if backend == "tflite" and (exported is None or not exported.is_file()):
+        raise UserError(f"{model_file}: no TFLite export; run gender-cls export first")
+    if backend in ("tflite", "auto") and exported is not None and exported.is_file():
+        return exported
+    return None
+
+
+def open_runner(model_file: Path, metadata: dict | None, backend: str, batch_size: int):
+    """A LiteRunner for a TFLite model or export, else a KerasRunner."""
+    from gender_cls.lite import LiteRunner
+
+    lite = tflite_file(model_file, metadata, backend)
+    return LiteRunner(lite, batch_size) if lite else KerasRunner(model_file, batch_size)
 
 
 class Predictor:
@@ -62,13 +93,14 @@ class Predictor:
         input_scale: str | None = None,
         threshold: float | None = None,
         batch_size: int = 32,
+        backend: str = "auto",
     ):
         self.model_file, self.metadata = resolve_model(model_path)
-        self.model = _load_keras_model(self.model_file)
+        self.runner = open_runner(self.model_file, self.metadata, backend, batch_size)
         self.batch_size = batch_size
         self.assumptions: list[str] = []
         meta = self.metadata or {}
-        outputs = int(self.model.output_shape[-1])
+        outputs = self.runner.output_units
         if meta:
             self.class_names = list(meta["class_names"])
             self.image_size = int(meta["image_size"])
@@ -100,9 +132,7 @@ class Predictor:
                 f"{self.model_file}: no {self.model_file.with_suffix('.json').name} beside the "
                 "model, so its classes are unknown; pass --classes a,b (in output order)"
             )
-        shape = self.model.input_shape
-        if isinstance(shape, list):
-            shape = shape[0]
+        shape = self.runner.input_shape
         if shape[1] is None or shape[1] != shape[2]:
             raise UserError(f"{self.model_file}: cannot tell the image size from input {shape}")
         self.class_names = list(classes)
@@ -137,21 +167,22 @@ class Predictor:
     def predict_arrays(self, images: np.ndarray, verbose: int = 0) -> np.ndarray:
         """[N, size, size, 3] RGB pixels in [0, 255] -> [N, classes] probabilities."""
         x = self._scale(np.asarray(images, np.float32))
-        scores = self.model.predict(x, batch_size=self.batch_size, verbose=verbose)
-        return self.probabilities(scores)
+        return self.probabilities(self.runner.predict(x))
 
     def predict_files(self, paths: list[str], verbose: int = 0) -> np.ndarray:
-        """Probabilities for readable image files, decoded by the tf.data pipeline in batches."""
+        """Probabilities for readable image files: a Keras model reads them with the tf.data
+        pipeline in batches; a TFLite one with a thread pool (no TensorFlow needed)."""
+        if not isinstance(self.runner, KerasRunner):
+            return self.predict_arrays(self._load_all(paths)[0])
         from gender_cls.pipeline import predict_dataset
 
         ds = predict_dataset(paths, self.image_size, self.batch_size, self.resize)
         if self.input_scale == "unit":
             ds = ds.map(self._scale)
-        return self.probabilities(self.model.predict(ds, verbose=verbose))
+        return self.probabilities(self.runner.predict(ds, verbose=verbose))
 
-    def predict_paths(self, paths: list[str | Path]) -> list[Prediction]:
-        """Predict image files and folders; unreadable files get an error, the rest a label."""
-        files = expand_paths(paths)
+    def _load_all(self, paths: list[str]) -> tuple[np.ndarray, dict[str, str]]:
+        """Decode files in parallel: (images of the readable ones in order, {path: error})."""
         images: dict[str, np.ndarray] = {}
         errors: dict[str, str] = {}
 
@@ -162,9 +193,17 @@ class Predictor:
                 errors[path] = error.reason
 
         with ThreadPoolExecutor(max_workers=4) as pool:
-            list(pool.map(load, files))
-        readable = [p for p in files if p in images]
-        probs = self.predict_arrays(np.stack([images[p] for p in readable])) if readable else []
+            list(pool.map(load, paths))
+        readable = [images[p] for p in paths if p in images]
+        shape = (0, self.image_size, self.image_size, 3)
+        return (np.stack(readable) if readable else np.zeros(shape, np.uint8)), errors
+
+    def predict_paths(self, paths: list[str | Path]) -> list[Prediction]:
+        """Predict image files and folders; unreadable files get an error, the rest a label."""
+        files = expand_paths(paths)
+        images, errors = self._load_all(files)
+        readable = [p for p in files if p not in errors]
+        probs = self.predict_arrays(images) if readable else []
         by_path = dict(zip(readable, probs, strict=True))
         results = []
         for path in files:

@@ -1,0 +1,112 @@
+"""Export a trained model to TFLite (LiteRT), ONNX or a SavedModel, checked against Keras."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from gender_cls import artifacts
+from gender_cls.errors import UserError
+
+log = logging.getLogger(__name__)
+FORMATS = {"tflite": ".tflite", "onnx": ".onnx", "savedmodel": "_savedmodel"}
+QUANTIZE = ("float16", "int8")
+
+
+def export_path(model_file: Path, fmt: str, quantize: str | None) -> Path:
+    """model.tflite beside model.keras (model_int8.tflite when quantized)."""
+    suffix = f"_{quantize}" if quantize else ""
+    return model_file.with_name(f"{model_file.stem}{suffix}{FORMATS[fmt]}")
+
+
+def _sample_images(metadata: dict, size: int, resize: str, count: int) -> np.ndarray:
+    """Training images from the run's split (for int8 calibration and the output check)."""
+    from gender_cls.images import ImageReadError, load_image
+
+    paths: list[str] = []
+    split_file = Path(metadata.get("_run_dir", ".")) / artifacts.SPLIT_FILE
+    if split_file.is_file():
+        splits = artifacts.read_json(split_file)["splits"]
+        paths = splits.get("train", {}).get("paths", [])
+    rng = np.random.default_rng(0)
+    images = []
+    for index in rng.permutation(len(paths))[: count * 2]:
+        try:
+            images.append(load_image(paths[index], size, resize))
+        except ImageReadError:
+            continue
+        if len(images) == count:
+            break
+    if not images:  # no split to read: random pixels still check the conversion
+        return rng.integers(0, 256, (count, size, size, 3)).astype(np.float32)
+    return np.stack(images).astype(np.float32)
+
+
+def export_model(model_path: str | Path, fmt: str = "tflite", quantize: str | None = None) -> dict:
+    """Write the exported model, check it against Keras, record it in model.json; returns the record."""
+    import keras
+
+    from gender_cls.inference import Predictor
+
+    if fmt not in FORMATS:
+        raise UserError(f"unknown format '{fmt}'; choose one of: {', '.join(FORMATS)}")
+    if quantize and fmt != "tflite":
+        raise UserError("--quantize works with --format tflite only")
+    predictor = Predictor(model_path, backend="keras")
+    if predictor.metadata is None:
+        raise UserError(f"{predictor.model_file}: export needs the model's .json beside it")
+    meta = dict(predictor.metadata, _run_dir=str(predictor.model_file.parent))
+    samples = _sample_images(meta, predictor.image_size, predictor.resize, 32)
+    target = export_path(predictor.model_file, fmt, quantize)
+    model: keras.Model = predictor.runner.model
+    if fmt == "tflite":
+        model.export(
+            str(target), format="litert", verbose=False, **_quantize_options(quantize, samples)
+        )
+    elif fmt == "onnx":
+        try:
+            model.export(str(target), format="onnx", verbose=False)
+        except ImportError as error:
+            raise UserError(f"ONNX export needs tf2onnx: pip install tf2onnx ({error})") from None
+    else:
+        model.export(str(target), format="tf_saved_model", verbose=False)
+    record = {"file": target.name, "format": fmt, "quantize": quantize, "created": artifacts.now()}
+    if fmt == "tflite":
+        record["max_abs_diff_vs_keras"] = _compare(predictor, target, samples)
+    metadata = dict(predictor.metadata)
+    key = fmt if not quantize else f"{fmt}_{quantize}"
+    metadata.setdefault("exports", {})[key] = record
+    artifacts.write_json(metadata, artifacts.metadata_path(predictor.model_file))
+    log.debug("exported %s (%s)", target, record)
+    return record
+
+
+def _quantize_options(quantize: str | None, samples: np.ndarray) -> dict:
+    if quantize is None:
+        return {}
+    import tensorflow as tf
+
+    if quantize not in QUANTIZE:
+        raise UserError(f"--quantize must be one of {QUANTIZE}")
+    options: dict = {"optimizations": [tf.lite.Optimize.DEFAULT]}
+    if quantize == "float16":
+        options["target_spec"] = {"supported_types": [tf.float16]}
+    else:
+
+        def representative():
+            for image in samples:
+                yield [image[None]]
+
+        options["representative_dataset"] = representative
+    return options
+
+
+def _compare(predictor, target: Path, samples: np.ndarray) -> float:
+    """Largest absolute difference between Keras' and the exported model's outputs."""
+    from gender_cls.lite import LiteRunner
+
+    keras_out = predictor.runner.predict(samples)
+    lite_out = LiteRunner(target).predict(samples)
+    return float(np.max(np.abs(keras_out - lite_out)))
