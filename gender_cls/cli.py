@@ -191,6 +191,9 @@ def train_options(command):
                      type=click.Choice(["f1", "balanced_accuracy", "youden"]),
                      default=t.threshold_metric, help="What the tuned decision threshold maximises."),
         click.option("--tensorboard/--no-tensorboard", default=t.tensorboard),
+        click.option("--head_augment/--no-head_augment", "head_augment", default=t.head_augment,
+                     help="Augment in phase 1; without it the frozen base runs once per image "
+                          "and the head trains on cached features (much faster)."),
         click.option("--mixed_precision/--no-mixed_precision", "mixed_precision",
                      default=t.mixed_precision,
                      help="mixed_float16 compute on a GPU (the output stays float32)."),

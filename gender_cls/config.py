@@ -97,6 +97,7 @@ class TrainConfig:
     patience: int = 5
     threshold_metric: str = "f1"  # "f1", "balanced_accuracy" or "youden"
     tensorboard: bool = False
+    head_augment: bool = True  # False: no augmentation in phase 1, so base features are cached
     mixed_precision: bool = False  # mixed_float16 on a GPU; ignored (with a warning) on a CPU
     jit: bool = False  # XLA-compile the training step
 

@@ -89,7 +89,11 @@ def make_metrics(num_classes: int) -> list:
     ]
 
 
-def make_callbacks(run_dir: Path, phase: Phase, t: TrainConfig) -> list[keras.callbacks.Callback]:
+def make_callbacks(
+    run_dir: Path, phase: Phase, t: TrainConfig, head_only: bool = False
+) -> list[keras.callbacks.Callback]:
+    """The callbacks of one phase; `head_only` (feature cache) skips saving best.keras, which
+    would hold the head alone."""
     checkpoints = run_dir / "checkpoints"
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
@@ -99,8 +103,14 @@ def make_callbacks(run_dir: Path, phase: Phase, t: TrainConfig) -> list[keras.ca
         keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.5, patience=max(1, t.patience // 2), min_lr=1e-7
         ),
-        keras.callbacks.ModelCheckpoint(
-            str(checkpoints / "best.keras"), monitor="val_loss", save_best_only=True
+        *(
+            []
+            if head_only
+            else [
+                keras.callbacks.ModelCheckpoint(
+                    str(checkpoints / "best.keras"), monitor="val_loss", save_best_only=True
+                )
+            ]
         ),
         keras.callbacks.CSVLogger(str(run_dir / artifacts.HISTORY_FILE), append=True),
         # Last, so an epoch is logged before its backup: a kill in between repeats a row, never
@@ -126,6 +136,25 @@ def read_history(path: Path) -> dict[str, list[float]]:
             if key != "epoch":
                 history.setdefault(key, []).append(float(value) if value else float("nan"))
     return history
+
+
+def _cached_head(model: keras.Model, index: DatasetIndex, config: RunConfig, image_size: int):
+    """(head model, train features, val features) for a frozen, unaugmented phase 1."""
+    from gender_cls import feature_cache
+
+    d = config.data
+    features, head = feature_cache.split_model(model)
+    cached = {}
+    for name in ("train", "val"):
+        images = make_dataset(index.splits[name], index.num_classes, image_size, d.batch_size,
+                              resize=d.resize)  # fmt: skip
+        feats = feature_cache.extract(features, images)
+        cached[name] = feature_cache.feature_dataset(
+            feats, index.splits[name], index.num_classes, d.batch_size, training=name == "train",
+            oversample=d.balance == "oversample", seed=d.seed,
+        )  # fmt: skip
+    log.info("phase head: base features cached for %d images", len(index.splits["train"]))
+    return head, cached["train"], cached["val"]
 
 
 def _prepare_layers(model: keras.Model, phase: Phase) -> None:
@@ -225,17 +254,20 @@ def train(
             epoch = done["end_epoch"]
             continue
         _prepare_layers(model, phase)
-        model.compile(
+        start = time.perf_counter()
+        fit_model, fit_train, fit_val = model, train_ds, val_ds
+        if phase.name == "head" and not config.train.head_augment:
+            fit_model, fit_train, fit_val = _cached_head(model, index, config, image_size)
+        fit_model.compile(
             optimizer=keras.optimizers.Adam(phase.lr),
             loss=make_loss(config.train, index.num_classes),
             metrics=make_metrics(index.num_classes),
             jit_compile=config.train.jit,
         )
-        start = time.perf_counter()
-        history = model.fit(
-            train_ds, validation_data=val_ds, initial_epoch=epoch, epochs=epoch + phase.epochs,
-            callbacks=make_callbacks(run_dir, phase, config.train), class_weight=weights,
-            verbose=verbose, shuffle=False,
+        history = fit_model.fit(
+            fit_train, validation_data=fit_val, initial_epoch=epoch, epochs=epoch + phase.epochs,
+            callbacks=make_callbacks(run_dir, phase, config.train, fit_model is not model),
+            class_weight=weights, verbose=verbose, shuffle=False,
         )  # fmt: skip
         end_epoch = history.epoch[-1] + 1 if history.epoch else epoch + phase.epochs
         weights_file = f"checkpoints/{phase.name}.weights.h5"
