@@ -98,6 +98,7 @@ class TrainConfig:
     threshold_metric: str = "f1"  # "f1", "balanced_accuracy" or "youden"
     tensorboard: bool = False
     head_augment: bool = True  # False: no augmentation in phase 1, so base features are cached
+    strategy: str = "auto"  # auto, none, mirrored or multiworker (tf.distribute)
     mixed_precision: bool = False  # mixed_float16 on a GPU; ignored (with a warning) on a CPU
     jit: bool = False  # XLA-compile the training step
 

@@ -16,6 +16,7 @@ from gender_cls import artifacts, plots
 from gender_cls.backbones import get_backbone
 from gender_cls.config import RunConfig, TrainConfig
 from gender_cls.data import DatasetIndex, check_readable, class_weights, discover
+from gender_cls.distribute import make_strategy
 from gender_cls.models import build_classifier, freeze_base, from_scratch, get_base, unfreeze_last
 from gender_cls.pipeline import make_dataset
 from gender_cls.thresholds import binary_metrics, tune_threshold
@@ -223,15 +224,17 @@ def train(
     index = _load_index(config, run_dir, resume)
     log.info("data: %s\n%s", d.data_path, index.summary())
     image_size = d.image_size or get_backbone(config.model.backbone).default_size
-    with precision_policy(config.train.mixed_precision):
+    strategy = make_strategy(config.train.strategy)
+    batch_size = d.batch_size * strategy.num_replicas_in_sync  # global batch
+    with precision_policy(config.train.mixed_precision), strategy.scope():
         model = build_classifier(config.model, index.num_classes, image_size)
     train_ds = make_dataset(
-        index.splits["train"], index.num_classes, image_size, d.batch_size, training=True,
+        index.splits["train"], index.num_classes, image_size, batch_size, training=True,
         augment=config.augment, oversample=d.balance == "oversample", resize=d.resize,
         cache=d.cache, seed=d.seed,
     )  # fmt: skip
     val_ds = make_dataset(
-        index.splits["val"], index.num_classes, image_size, d.batch_size, resize=d.resize,
+        index.splits["val"], index.num_classes, image_size, batch_size, resize=d.resize,
         cache=d.cache,
     )  # fmt: skip
     weights = None
@@ -258,12 +261,13 @@ def train(
         fit_model, fit_train, fit_val = model, train_ds, val_ds
         if phase.name == "head" and not config.train.head_augment:
             fit_model, fit_train, fit_val = _cached_head(model, index, config, image_size)
-        fit_model.compile(
-            optimizer=keras.optimizers.Adam(phase.lr),
-            loss=make_loss(config.train, index.num_classes),
-            metrics=make_metrics(index.num_classes),
-            jit_compile=config.train.jit,
-        )
+        with strategy.scope():
+            fit_model.compile(
+                optimizer=keras.optimizers.Adam(phase.lr),
+                loss=make_loss(config.train, index.num_classes),
+                metrics=make_metrics(index.num_classes),
+                jit_compile=config.train.jit,
+            )
         history = fit_model.fit(
             fit_train, validation_data=fit_val, initial_epoch=epoch, epochs=epoch + phase.epochs,
             callbacks=make_callbacks(run_dir, phase, config.train, fit_model is not model),

@@ -1,0 +1,56 @@
+"""tf.distribute: strategy choice, and a mirrored run over two logical CPU devices."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gender_cls.distribute import make_strategy
+from gender_cls.errors import UserError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_auto_on_one_device_is_the_default_strategy(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    assert make_strategy("auto").num_replicas_in_sync == 1
+
+
+def test_unknown_strategy_and_multiworker_without_tf_config(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(UserError, match="unknown strategy"):
+        make_strategy("ring")
+    with pytest.raises(UserError, match="TF_CONFIG"):
+        make_strategy("multiworker")
+
+
+MIRRORED_RUN = """
+import json, logging, sys
+logging.basicConfig(level=logging.INFO)
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+sys.path.insert(0, "tests")
+from conftest import tiny_config
+from gender_cls.training import train
+config = tiny_config(sys.argv[1], sys.argv[2], head_epochs=2, strategy="mirrored")
+result = train(config, verbose=0)
+print(json.dumps({"epochs": len(result.history["loss"]), "replicas": tf.distribute.MirroredStrategy(
+    [d.name for d in tf.config.list_logical_devices("CPU")]).num_replicas_in_sync}))
+"""
+
+
+def test_mirrored_training_over_two_logical_cpus(two_class_data, tmp_path):
+    out = subprocess.run(
+        [sys.executable, "-c", MIRRORED_RUN, str(two_class_data), str(tmp_path / "run")],
+        capture_output=True, text=True, cwd=REPO, timeout=600,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result == {"epochs": 2, "replicas": 2}
+    assert (tmp_path / "run" / "model.keras").is_file()
+    assert "strategy: mirrored with 2 replica(s)" in out.stderr
