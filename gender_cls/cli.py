@@ -200,8 +200,8 @@ def train_options(command):
         click.option("--jit/--no-jit", default=t.jit, help="XLA-compile the training step."),
         click.option("--strategy", type=click.Choice(["auto", "none", "mirrored", "multiworker"]),
                      default=t.strategy,
-                     help="tf.distribute: auto mirrors over several GPUs (multiworker from TF_CONFIG); "
-                          "--batch_size is per replica."),
+                     help="tf.distribute: auto mirrors over all GPUs when there are several; "
+                          "--batch_size is per replica (multiworker: see README)."),
         click.option("--rotation_range", "--rotation-range", "rotation_range", type=float,
                      default=a.rotation_range, help="Degrees."),
         click.option("--zoom_range", "--zoom-range", "zoom_range", type=float, default=a.zoom_range),

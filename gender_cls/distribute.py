@@ -15,26 +15,28 @@ STRATEGIES = ("auto", "none", "mirrored", "multiworker")
 
 
 def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
-    """auto: multi-worker when TF_CONFIG names several workers, mirrored over >1 GPU, else none.
+    """auto: mirrored over all GPUs when there are several, else the default (one device).
 
     "mirrored" without GPUs mirrors over the logical CPU devices (how the tests run it).
+    "multiworker" (or auto with a multi-worker TF_CONFIG) stops with a clear error: Keras 3's fit()
+    fails under MultiWorkerMirroredStrategy (keras-team/keras#20585, tensorflow#72388).
     """
     if name not in STRATEGIES:
         raise UserError(f"unknown strategy '{name}'; choose one of: {', '.join(STRATEGIES)}")
-    workers = len(
-        json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {}).get("worker", [])
-    )
+    cluster = json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    if name == "multiworker" or (name == "auto" and len(cluster.get("worker", [])) > 1):
+        raise UserError(
+            "multi-worker training is not available: Keras 3's fit() fails under "
+            "MultiWorkerMirroredStrategy (keras-team/keras#20585); train on one machine with "
+            "--strategy mirrored (all its GPUs), or unset TF_CONFIG"
+        )
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
-        name = "multiworker" if workers > 1 else "mirrored" if len(gpus) > 1 else "none"
+        name = "mirrored" if len(gpus) > 1 else "none"
     if name == "none":
         strategy = tf.distribute.get_strategy()
-    elif name == "mirrored":
+    else:
         devices = [d.name for d in gpus or tf.config.list_logical_devices("CPU")]
         strategy = tf.distribute.MirroredStrategy(devices=devices)
-    else:
-        if workers < 1:
-            raise UserError("--strategy multiworker needs TF_CONFIG describing the cluster")
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
     log.info("strategy: %s with %d replica(s)", name, strategy.num_replicas_in_sync)
     return strategy
