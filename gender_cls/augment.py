@@ -72,12 +72,14 @@ def random_matrix(height: int, width: int, config: AugmentConfig, rng) -> np.nda
     )
 
 
-def warp_image(image: np.ndarray, matrix: np.ndarray, fill_mode: str = "nearest") -> np.ndarray:
-    """Apply a 2x3 output-to-input matrix with one bilinear warp."""
+def warp_image(
+    image: np.ndarray, matrix: np.ndarray, fill_mode: str = "nearest", size=None
+) -> np.ndarray:
+    """Apply a 2x3 output-to-input matrix with one bilinear warp; `size` (w, h) of the output."""
     height, width = image.shape[:2]
     flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
     border = BORDER_MODES[fill_mode]
-    return cv2.warpAffine(image, matrix, (width, height), flags=flags, borderMode=border)
+    return cv2.warpAffine(image, matrix, size or (width, height), flags=flags, borderMode=border)
 
 
 def adjust_photometric(image: np.ndarray, config: AugmentConfig, rng) -> np.ndarray:
@@ -101,19 +103,68 @@ def has_geometry(config: AugmentConfig) -> bool:
     return any(r > 0 for r in ranges + shifts) or config.horizontal_flip
 
 
-def augment_image(image: np.ndarray, config: AugmentConfig, seed: int) -> np.ndarray:
-    """Augment one uint8 image [H, W, 3]; the same seed gives the same result."""
+def _resize_matrix(height: int, width: int, size: int) -> np.ndarray:
+    """3x3 map from a size x size output grid to a height x width source (pixel centres aligned)."""
+    sx, sy = width / size, height / size
+    return np.array([[sx, 0.0, 0.5 * sx - 0.5], [0.0, sy, 0.5 * sy - 0.5], [0.0, 0.0, 1.0]])
+
+
+def _shrink_for_warp(image: np.ndarray, size: int) -> np.ndarray:
+    """Area-shrink a source more than twice the output size, so the bilinear warp does not alias."""
+    factor = min(image.shape[:2]) // (2 * size)
+    if factor < 2:
+        return image
+    height, width = image.shape[:2]
+    return cv2.resize(image, (width // factor, height // factor), interpolation=cv2.INTER_AREA)
+
+
+def augment_image(
+    image: np.ndarray, config: AugmentConfig, seed: int, size: int | None = None
+) -> np.ndarray:
+    """Augment one uint8 image [H, W, 3]; the same seed gives the same result.
+
+    With `size`, the output is size x size and the resize is folded into the same warp.
+    """
     rng = np.random.default_rng(seed)
-    if has_geometry(config):
-        matrix = random_matrix(image.shape[0], image.shape[1], config, rng)
-        image = warp_image(image, matrix, config.fill_mode)
+    size = size or image.shape[0]
+    image = _shrink_for_warp(image, size)
+    height, width = image.shape[:2]
+    resizing = (height, width) != (size, size)
+    if has_geometry(config) or resizing:
+        matrix = random_matrix(size, size, config, rng) if has_geometry(config) else np.eye(2, 3)
+        if resizing:
+            full = np.vstack([matrix, [0.0, 0.0, 1.0]])
+            matrix = (_resize_matrix(height, width, size) @ full)[:2].astype(np.float32)
+        image = warp_image(image, matrix, config.fill_mode, (size, size))
     return adjust_photometric(image, config, rng)
 
 
-def augment_op(image: tf.Tensor, config: AugmentConfig, seed: tf.Tensor) -> tf.Tensor:
-    """augment_image as a tf.data op on a uint8 tensor [H, W, 3] with an int64 seed."""
-    out = tf.numpy_function(
-        lambda x, s: augment_image(x, config, int(s)), [image, seed], tf.uint8, stateful=False
-    )
-    out.set_shape(image.shape)
-    return out
+def augment_op(config: AugmentConfig):
+    """A tf op: (uint8 image [H, W, 3], int64 seed) -> augmented image of the same shape."""
+
+    def op(image: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        out = tf.numpy_function(
+            lambda x, s: augment_image(x, config, int(s)), [image, seed], tf.uint8, stateful=False
+        )
+        out.set_shape(image.shape)
+        return out
+
+    return op
+
+
+def load_augmented_op(size: int, resize: str, config: AugmentConfig):
+    """A tf op: (path, int64 seed) -> augmented uint8 image [size, size, 3], decoded in the same
+    call (one Python round trip per image; a plain resize is folded into the warp)."""
+    from gender_cls.images import load_image, read_image
+
+    def load(path: bytes, seed) -> np.ndarray:
+        if resize == "stretch":
+            return augment_image(read_image(path.decode(), size_hint=size), config, int(seed), size)
+        return augment_image(load_image(path.decode(), size, resize), config, int(seed))
+
+    def op(path: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+        out = tf.numpy_function(load, [path, seed], tf.uint8, stateful=False)
+        out.set_shape([size, size, 3])
+        return out
+
+    return op

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import tensorflow as tf
 
-from gender_cls.augment import augment_op
+from gender_cls.augment import augment_op, load_augmented_op
 from gender_cls.config import AugmentConfig
 from gender_cls.data import Split
 from gender_cls.images import load_image
@@ -36,27 +36,38 @@ def decode_op(image_size: int, resize: str = "stretch"):
     return op
 
 
-def _image_label_dataset(
-    paths, targets, image_size, resize, cache, shuffle_seed=None
-) -> tf.data.Dataset:
-    """(uint8 image, target) pairs; shuffled each epoch when `shuffle_seed` is given.
-
-    Without a cache the paths are shuffled before decoding (a cheap buffer); with one, the decoded
-    images are cached once and shuffled after. A file that breaks after check_readable is dropped
-    rather than stopping the run.
-    """
+def _source(paths, targets, image_size, resize, cache, shuffle_seed) -> tf.data.Dataset:
+    """(path, target) pairs, shuffled when `shuffle_seed` is given; with `cache`, the images are
+    decoded once, kept in memory and shuffled after (then the first element is the image)."""
     ds = tf.data.Dataset.from_tensor_slices((list(paths), targets))
     buffer = min(len(paths), 10_000)
-    if shuffle_seed is not None and not cache:
-        ds = ds.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
-    decode = decode_op(image_size, resize)
-    ds = ds.map(lambda p, t: (decode(p), t), num_parallel_calls=AUTOTUNE)
-    ds = ds.ignore_errors(log_warning=True)
     if cache:
-        ds = ds.cache()
-        if shuffle_seed is not None:
-            ds = ds.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
+        decode = decode_op(image_size, resize)
+        ds = ds.map(lambda p, t: (decode(p), t), num_parallel_calls=AUTOTUNE)
+        ds = ds.ignore_errors(log_warning=True).cache()
+    if shuffle_seed is not None:
+        ds = ds.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
     return ds
+
+
+def _load(ds, image_size, resize, decoded: bool, augment: AugmentConfig | None, seed: int):
+    """Decode paths (unless cached) and augment, in one parallel step per image.
+
+    Without a cache, decode and augmentation run in one call and the resize is folded into the
+    augmentation's warp. A file that breaks after check_readable is dropped, not fatal.
+    """
+    if augment is None:
+        if decoded:
+            return ds
+        decode = decode_op(image_size, resize)
+        ds = ds.map(lambda p, t: (decode(p), t), num_parallel_calls=AUTOTUNE)
+        return ds.ignore_errors(log_warning=True)
+    op = augment_op(augment) if decoded else load_augmented_op(image_size, resize, augment)
+    seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    ds = tf.data.Dataset.zip(ds, seeds).map(
+        lambda xy, s: (op(xy[0], s), xy[1]), num_parallel_calls=AUTOTUNE
+    )
+    return ds.ignore_errors(log_warning=True)
 
 
 def make_dataset(
@@ -78,36 +89,38 @@ def make_dataset(
     with equal probability and makes an epoch (largest class x number of classes) images.
     """
     targets = encode_labels(split.labels, num_classes)
-    if oversample and training:
-        ds = _oversampled(split, targets, num_classes, image_size, resize, cache, seed)
+    if not training:
+        ds = _source(split.paths, targets, image_size, resize, cache, None)
+        ds = _load(ds, image_size, resize, cache, None, seed)
     else:
-        shuffle_seed = seed if training else None
-        ds = _image_label_dataset(split.paths, targets, image_size, resize, cache, shuffle_seed)
-        if training:  # a known epoch length (for progress bars) even if a file was dropped
-            ds = ds.repeat().take(len(split)).apply(assert_cardinality(len(split)))
-    if training and augment is not None and not augment.is_identity:
-        seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
-        ds = tf.data.Dataset.zip(ds, seeds).map(
-            lambda xy, s: (augment_op(xy[0], augment, s), xy[1]), num_parallel_calls=AUTOTUNE
-        )
+        augment = None if augment is None or augment.is_identity else augment
+        if oversample:
+            ds, epoch = _oversampled(split, targets, num_classes, image_size, resize, cache, seed)
+        else:
+            ds = _source(split.paths, targets, image_size, resize, cache, seed).repeat()
+            epoch = len(split)
+        # Endless stream, then take: an epoch keeps its length even if a file was dropped.
+        ds = _load(ds, image_size, resize, cache, augment, seed).take(epoch)
+        ds = ds.apply(assert_cardinality(epoch))
     ds = ds.batch(batch_size).map(lambda x, y: (tf.cast(x, tf.float32), y))
     return ds.prefetch(AUTOTUNE)
 
 
 def _oversampled(split, targets, num_classes, image_size, resize, cache, seed):
+    """Every class repeated endlessly and drawn with equal probability; returns (ds, epoch size)."""
     labels = np.asarray(split.labels)
     per_class = []
     for label in range(num_classes):
         idx = np.flatnonzero(labels == label)
         paths = [split.paths[i] for i in idx]
-        ds = _image_label_dataset(paths, targets[idx], image_size, resize, cache, seed + label)
-        per_class.append(ds.repeat())
+        source = _source(paths, targets[idx], image_size, resize, cache, seed + label)
+        per_class.append(source.repeat())
     epoch_size = int(np.bincount(labels, minlength=num_classes).max()) * num_classes
     weights = [1.0 / num_classes] * num_classes
     ds = tf.data.Dataset.sample_from_datasets(
         per_class, weights=weights, seed=seed, rerandomize_each_iteration=True
     )
-    return ds.take(epoch_size).apply(assert_cardinality(epoch_size))
+    return ds, epoch_size
 
 
 def predict_dataset(

@@ -72,7 +72,7 @@ def test_identity_config_changes_nothing():
 
 def test_augmentation_keeps_shape_dtype_and_changes_pixels():
     image = random_image(24)
-    out = augment_op(tf.constant(image), FULL, tf.constant(3, tf.int64))
+    out = augment_op(FULL)(tf.constant(image), tf.constant(3, tf.int64))
     assert out.shape == image.shape and out.dtype == tf.uint8
     assert not np.array_equal(out.numpy(), image)
 
@@ -92,3 +92,14 @@ def test_same_seed_same_augmentation():
     a, b, c = (augment_image(image, FULL, s) for s in (5, 5, 7))
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
+
+
+def test_resize_folded_into_the_warp_matches_a_plain_resize():
+    import cv2
+
+    image = np.random.default_rng(2).integers(0, 256, (40, 60, 3)).astype(np.uint8)
+    image = cv2.GaussianBlur(image, (5, 5), 2)  # smooth, so interpolations agree closely
+    folded = augment_image(image, AugmentConfig.off(), seed=0, size=20)
+    plain = cv2.resize(image, (20, 20), interpolation=cv2.INTER_LINEAR)
+    assert folded.shape == (20, 20, 3)
+    assert np.abs(folded.astype(int) - plain.astype(int)).mean() < 3
