@@ -134,6 +134,13 @@ def default_run_dir(backbone: str) -> str:
     return f"runs/{backbone.lower()}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
 
 
+def _apply_options(command, options: list):
+    """Decorate `command` with click options, listed in the order --help shows them."""
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 def train_options(command):
     """Every training option, spelled as the seed scripts spell them (dashed forms too)."""
     d, a, m, t = DataConfig(), AugmentConfig(), ModelConfig(), TrainConfig()
@@ -229,9 +236,7 @@ def train_options(command):
         click.option("--json", "as_json", is_flag=True, help="Print the model metadata as JSON."),
         click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's own logging."),
     ]  # fmt: skip
-    for option in reversed(options):
-        command = option(command)
-    return command
+    return _apply_options(command, options)
 
 
 DEMO_OPTIONS = {
@@ -338,9 +343,7 @@ def _model_options(command):
         click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout."),
         click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's own logging."),
     ]  # fmt: skip
-    for option in reversed(options):
-        command = option(command)
-    return command
+    return _apply_options(command, options)
 
 
 @click.command("evaluate", context_settings=CONTEXT)
