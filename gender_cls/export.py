@@ -66,6 +66,7 @@ def export_model(model_path: str | Path, fmt: str = "tflite", quantize: str | No
             str(target), format="litert", verbose=False, **_quantize_options(quantize, samples)
         )
     elif fmt == "onnx":
+        model(samples[:1])  # Keras' ONNX exporter needs a model that has been called
         try:
             model.export(str(target), format="onnx", verbose=False)
         except ImportError as error:
