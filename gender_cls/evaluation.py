@@ -199,14 +199,14 @@ def _write_report(result: EvaluationResult, path: Path) -> Path:
 
 
 def _write_predictions(result: EvaluationResult, path: Path) -> Path:
-    names = result.class_names
+    names, confidence = result.class_names, result.confidence()
     with path.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "true_label", "predicted_label", "confidence"]
                         + [f"p_{n}" for n in names])  # fmt: skip
         for i, image in enumerate(result.paths):
             row = [image, names[result.y_true[i]], names[result.y_pred[i]]]
-            row.append(f"{result.confidence()[i]:.6f}")
+            row.append(f"{confidence[i]:.6f}")
             writer.writerow(row + [f"{v:.6f}" for v in result.probabilities[i]])
     return path
 

@@ -21,12 +21,11 @@ def export_path(model_file: Path, fmt: str, quantize: str | None) -> Path:
     return model_file.with_name(f"{model_file.stem}{suffix}{FORMATS[fmt]}")
 
 
-def _sample_images(metadata: dict, size: int, resize: str, count: int) -> np.ndarray:
+def _sample_images(split_file: Path, size: int, resize: str, count: int) -> np.ndarray:
     """Training images from the run's split (for int8 calibration and the output check)."""
     from gender_cls.images import ImageReadError, load_image
 
     paths: list[str] = []
-    split_file = Path(metadata.get("_run_dir", ".")) / artifacts.SPLIT_FILE
     if split_file.is_file():
         splits = artifacts.read_json(split_file)["splits"]
         paths = splits.get("train", {}).get("paths", [])
@@ -57,8 +56,8 @@ def export_model(model_path: str | Path, fmt: str = "tflite", quantize: str | No
     predictor = Predictor(model_path, backend="keras")
     if predictor.metadata is None:
         raise UserError(f"{predictor.model_file}: export needs the model's .json beside it")
-    meta = dict(predictor.metadata, _run_dir=str(predictor.model_file.parent))
-    samples = _sample_images(meta, predictor.image_size, predictor.resize, 32)
+    split_file = predictor.model_file.parent / artifacts.SPLIT_FILE
+    samples = _sample_images(split_file, predictor.image_size, predictor.resize, 32)
     target = export_path(predictor.model_file, fmt, quantize)
     model: keras.Model = predictor.runner.model
     if fmt == "tflite":

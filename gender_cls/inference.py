@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from gender_cls.artifacts import resolve_model
-from gender_cls.data import list_images
+from gender_cls.data import EXTENSIONS_HELP, list_images
 from gender_cls.errors import UserError
 from gender_cls.images import ImageReadError, load_image
 
@@ -164,7 +164,7 @@ class Predictor:
             return (probabilities[:, 1] >= t).astype(int)
         return probabilities.argmax(axis=1)
 
-    def predict_arrays(self, images: np.ndarray, verbose: int = 0) -> np.ndarray:
+    def predict_arrays(self, images: np.ndarray) -> np.ndarray:
         """[N, size, size, 3] RGB pixels in [0, 255] -> [N, classes] probabilities."""
         x = self._scale(np.asarray(images, np.float32))
         return self.probabilities(self.runner.predict(x))
@@ -231,7 +231,7 @@ def expand_paths(paths: list[str | Path]) -> list[str]:
         if path.is_dir():
             found = list_images(path)
             if not found:
-                raise UserError(f"{path}: no images in this folder (.jpg .png .bmp .gif .webp)")
+                raise UserError(f"{path}: no images in this folder ({EXTENSIONS_HELP})")
             files += [str(p) for p in found]
         elif path.is_file():
             files.append(str(path))

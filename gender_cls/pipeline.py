@@ -36,15 +36,20 @@ def decode_op(image_size: int, resize: str = "stretch"):
     return op
 
 
+def _decoded(ds: tf.data.Dataset, image_size: int, resize: str) -> tf.data.Dataset:
+    """(path, target) -> (uint8 image, target) in parallel; unreadable files are dropped."""
+    decode = decode_op(image_size, resize)
+    ds = ds.map(lambda p, t: (decode(p), t), num_parallel_calls=AUTOTUNE)
+    return ds.ignore_errors(log_warning=True)
+
+
 def _source(paths, targets, image_size, resize, cache, shuffle_seed) -> tf.data.Dataset:
     """(path, target) pairs, shuffled when `shuffle_seed` is given; with `cache`, the images are
     decoded once, kept in memory and shuffled after (then the first element is the image)."""
     ds = tf.data.Dataset.from_tensor_slices((list(paths), targets))
     buffer = min(len(paths), 10_000)
     if cache:
-        decode = decode_op(image_size, resize)
-        ds = ds.map(lambda p, t: (decode(p), t), num_parallel_calls=AUTOTUNE)
-        ds = ds.ignore_errors(log_warning=True).cache()
+        ds = _decoded(ds, image_size, resize).cache()
     if shuffle_seed is not None:
         ds = ds.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
     return ds
@@ -57,11 +62,7 @@ def _load(ds, image_size, resize, decoded: bool, augment: AugmentConfig | None, 
     augmentation's warp. A file that breaks after check_readable is dropped, not fatal.
     """
     if augment is None:
-        if decoded:
-            return ds
-        decode = decode_op(image_size, resize)
-        ds = ds.map(lambda p, t: (decode(p), t), num_parallel_calls=AUTOTUNE)
-        return ds.ignore_errors(log_warning=True)
+        return ds if decoded else _decoded(ds, image_size, resize)
     op = augment_op(augment) if decoded else load_augmented_op(image_size, resize, augment)
     seeds = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
     ds = tf.data.Dataset.zip(ds, seeds).map(
