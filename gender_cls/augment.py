@@ -24,6 +24,19 @@ BORDER_MODES = {
 }
 
 
+def affine_coefficients(xp, height, width, angle, zoom_x, zoom_y, shear, shift_x, shift_y, sign):
+    """(a0, a1, a2, b0, b1, b2) of the output-to-input map x' = a0 x + a1 y + a2, y' = b0 x + ...
+
+    Rotation @ shear @ zoom (with `sign` -1 flipping x) about the centre, then the shift. Angles
+    in radians; works elementwise on floats or arrays of NumPy or keras.ops (`xp`), so the OpenCV
+    and the in-model augmentation share one definition.
+    """
+    a0, b0 = xp.cos(angle) * zoom_x * sign, xp.sin(angle) * zoom_x * sign
+    a1, b1 = -xp.sin(angle + shear) * zoom_y, xp.cos(angle + shear) * zoom_y
+    cx, cy = (width - 1) / 2.0, (height - 1) / 2.0
+    return a0, a1, cx - a0 * cx - a1 * cy + shift_x, b0, b1, cy - b0 * cx - b1 * cy + shift_y
+
+
 def affine_matrix(
     height: int,
     width: int,
@@ -40,25 +53,23 @@ def affine_matrix(
     The matrix maps an output pixel (x, y) to the input pixel it samples; zoom > 1 zooms out and
     shifts are in pixels, as in ImageDataGenerator.
     """
-    theta, shear = math.radians(angle_deg), math.radians(shear_deg)
-    rotation = np.array([[math.cos(theta), -math.sin(theta)], [math.sin(theta), math.cos(theta)]])
-    shearing = np.array([[1.0, -math.sin(shear)], [0.0, math.cos(shear)]])
-    scaling = np.diag([zoom_x * (-1.0 if flip else 1.0), zoom_y])
-    linear = rotation @ shearing @ scaling
-    centre = np.array([(width - 1) / 2.0, (height - 1) / 2.0])
-    offset = centre - linear @ centre + np.array([shift_x, shift_y])
-    return np.hstack([linear, offset[:, None]]).astype(np.float32)
+    coefficients = affine_coefficients(
+        np, height, width, math.radians(angle_deg), zoom_x, zoom_y, math.radians(shear_deg),
+        shift_x, shift_y, -1.0 if flip else 1.0,
+    )  # fmt: skip
+    return np.asarray(coefficients, dtype=np.float32).reshape(2, 3)
 
 
-def _pixels(fraction_or_pixels: float, size: int) -> float:
+def shift_pixels(fraction_or_pixels: float, size: int) -> float:
+    """A shift range in pixels: a fraction of `size` below 1, pixels from 1 up."""
     return fraction_or_pixels * size if fraction_or_pixels < 1 else fraction_or_pixels
 
 
 def random_matrix(height: int, width: int, config: AugmentConfig, rng) -> np.ndarray:
     """Draw one composed affine matrix from the configured ranges."""
     rot, zoom, shear = config.rotation_range, config.zoom_range, config.shear_range
-    max_dx = _pixels(config.width_shift_range, width)
-    max_dy = _pixels(config.height_shift_range, height)
+    max_dx = shift_pixels(config.width_shift_range, width)
+    max_dy = shift_pixels(config.height_shift_range, height)
     return affine_matrix(
         height,
         width,

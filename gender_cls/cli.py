@@ -209,6 +209,10 @@ def train_options(command):
                      default=t.strategy,
                      help="tf.distribute: auto mirrors over all GPUs when there are several; "
                           "--batch_size is per replica (multiworker: see README)."),
+        click.option("--augment_on", "--augment-on", "augment_on",
+                     type=click.Choice(["auto", "gpu", "cpu"]), default=t.augment_on,
+                     help="Where augmentation runs: gpu (in the model, so the CPU only decodes), "
+                          "cpu (OpenCV in the input pipeline); auto picks gpu when one is visible."),
         click.option("--rotation_range", "--rotation-range", "rotation_range", type=float,
                      default=a.rotation_range, help="Degrees."),
         click.option("--zoom_range", "--zoom-range", "zoom_range", type=float, default=a.zoom_range),

@@ -101,6 +101,7 @@ class TrainConfig:
     strategy: str = "auto"  # auto, none, mirrored or multiworker (tf.distribute)
     mixed_precision: bool = False  # mixed_float16 on a GPU; ignored (with a warning) on a CPU
     jit: bool = False  # XLA-compile the training step
+    augment_on: str = "auto"  # gpu: in the model on the accelerator; cpu: in tf.data; auto
 
 
 @dataclass

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 from gender_cls import artifacts, plots
+from gender_cls.augment_layer import resolve_placement, with_augmentation
 from gender_cls.backbones import get_backbone
 from gender_cls.config import RunConfig, TrainConfig
 from gender_cls.data import DatasetIndex, check_readable, class_weights, discover
@@ -90,11 +91,22 @@ def make_metrics(num_classes: int) -> list:
     ]
 
 
+class ClassifierCheckpoint(keras.callbacks.ModelCheckpoint):
+    """ModelCheckpoint that saves `classifier`, whichever model fit() trains: a wrapper that
+    augments on the accelerator, or the head on cached features (both share its layers)."""
+
+    def __init__(self, classifier: keras.Model, filepath: str, **kwargs):
+        super().__init__(filepath, **kwargs)
+        self.classifier = classifier
+
+    def set_model(self, model: keras.Model) -> None:
+        super().set_model(self.classifier)
+
+
 def make_callbacks(
-    run_dir: Path, phase: Phase, t: TrainConfig, head_only: bool = False
+    run_dir: Path, phase: Phase, t: TrainConfig, classifier: keras.Model
 ) -> list[keras.callbacks.Callback]:
-    """The callbacks of one phase; `head_only` (feature cache) skips saving best.keras, which
-    would hold the head alone."""
+    """The callbacks of one phase; checkpoints/best.keras always holds the whole `classifier`."""
     checkpoints = run_dir / "checkpoints"
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
@@ -104,14 +116,8 @@ def make_callbacks(
         keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.5, patience=max(1, t.patience // 2), min_lr=1e-7
         ),
-        *(
-            []
-            if head_only
-            else [
-                keras.callbacks.ModelCheckpoint(
-                    str(checkpoints / "best.keras"), monitor="val_loss", save_best_only=True
-                )
-            ]
+        ClassifierCheckpoint(
+            classifier, str(checkpoints / "best.keras"), monitor="val_loss", save_best_only=True
         ),
         keras.callbacks.CSVLogger(str(run_dir / artifacts.HISTORY_FILE), append=True),
         # Last, so an epoch is logged before its backup: a kill in between repeats a row, never
@@ -139,19 +145,22 @@ def read_history(path: Path) -> dict[str, list[float]]:
     return history
 
 
-def _cached_head(model: keras.Model, index: DatasetIndex, config: RunConfig, image_size: int):
-    """(head model, train features, val features) for a frozen, unaugmented phase 1."""
+def _cached_head(
+    model: keras.Model, index: DatasetIndex, config: RunConfig, image_size: int, batch_size: int
+):
+    """(head model, train features, val features) for a frozen, unaugmented phase 1; `batch_size`
+    is the global batch (per-replica batch x replicas), as for the image datasets."""
     from gender_cls import feature_cache
 
     d = config.data
     features, head = feature_cache.split_model(model)
     cached = {}
     for name in ("train", "val"):
-        images = make_dataset(index.splits[name], index.num_classes, image_size, d.batch_size,
+        images = make_dataset(index.splits[name], index.num_classes, image_size, batch_size,
                               resize=d.resize)  # fmt: skip
         feats = feature_cache.extract(features, images)
         cached[name] = feature_cache.feature_dataset(
-            feats, index.splits[name], index.num_classes, d.batch_size, training=name == "train",
+            feats, index.splits[name], index.num_classes, batch_size, training=name == "train",
             oversample=d.balance == "oversample", seed=d.seed,
         )  # fmt: skip
     log.info("phase head: base features cached for %d images", len(index.splits["train"]))
@@ -226,11 +235,15 @@ def train(
     image_size = d.image_size or get_backbone(config.model.backbone).default_size
     strategy = make_strategy(config.train.strategy)
     batch_size = d.batch_size * strategy.num_replicas_in_sync  # global batch
+    augment_on = resolve_placement(config.train.augment_on, config.augment)
     with precision_policy(config.train.mixed_precision), strategy.scope():
         model = build_classifier(config.model, index.num_classes, image_size)
+        augmented = (
+            with_augmentation(model, config.augment, d.seed) if augment_on == "gpu" else model
+        )
     train_ds = make_dataset(
         index.splits["train"], index.num_classes, image_size, batch_size, training=True,
-        augment=config.augment, oversample=d.balance == "oversample", resize=d.resize,
+        augment=config.augment if augment_on == "cpu" else None, oversample=d.balance == "oversample", resize=d.resize,
         cache=d.cache, seed=d.seed,
     )  # fmt: skip
     val_ds = make_dataset(
@@ -258,9 +271,11 @@ def train(
             continue
         _prepare_layers(model, phase)
         start = time.perf_counter()
-        fit_model, fit_train, fit_val = model, train_ds, val_ds
+        fit_model, fit_train, fit_val = augmented, train_ds, val_ds
         if phase.name == "head" and not config.train.head_augment:
-            fit_model, fit_train, fit_val = _cached_head(model, index, config, image_size)
+            fit_model, fit_train, fit_val = _cached_head(
+                model, index, config, image_size, batch_size
+            )
         with strategy.scope():
             fit_model.compile(
                 optimizer=keras.optimizers.Adam(phase.lr),
@@ -270,7 +285,7 @@ def train(
             )
         history = fit_model.fit(
             fit_train, validation_data=fit_val, initial_epoch=epoch, epochs=epoch + phase.epochs,
-            callbacks=make_callbacks(run_dir, phase, config.train, fit_model is not model),
+            callbacks=make_callbacks(run_dir, phase, config.train, model),
             class_weight=weights, verbose=verbose, shuffle=False,
         )  # fmt: skip
         end_epoch = history.epoch[-1] + 1 if history.epoch else epoch + phase.epochs

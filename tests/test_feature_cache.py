@@ -8,8 +8,9 @@ from conftest import tiny_config
 
 from gender_cls import feature_cache
 from gender_cls.config import ModelConfig
+from gender_cls.data import discover
 from gender_cls.models import build_classifier, freeze_base, get_base
-from gender_cls.training import train
+from gender_cls.training import _cached_head, train
 
 
 def test_head_on_features_is_the_full_model_and_shares_its_weights():
@@ -37,3 +38,15 @@ def test_cached_phase_one_then_fine_tuning(two_class_data, trained_run, tmp_path
     result = train(config, verbose=0)
     assert len(result.history["loss"]) == 4 and result.phase2_start == 3
     assert result.metadata["validation"]["at_threshold"]["accuracy"] > 0.8  # a trained base
+
+
+def test_cached_head_batches_with_the_global_batch(two_class_data, tmp_path):
+    # Under a strategy with two replicas the image datasets use 2 x --batch_size; so must the cache.
+    config = tiny_config(two_class_data, tmp_path / "run")
+    model = build_classifier(config.model, 2, 64)
+    freeze_base(model)
+    index = discover(two_class_data)
+    _, train_ds, val_ds = _cached_head(model, index, config, 64, 2 * config.data.batch_size)
+    for ds in (train_ds, val_ds):
+        features, _ = next(iter(ds))
+        assert features.shape[0] == 2 * config.data.batch_size

@@ -56,7 +56,10 @@ def test_saved_run_model_predicts_raw_pixels(trained_run, two_class_data):
     assert (model.predict(pixels, verbose=0) > 0.5).mean() >= 0.75
 
 
-def test_two_phases_with_a_local_pretrained_base(two_class_data, tmp_path, trained_run):
+def test_two_phases_with_a_local_pretrained_base_augmenting_in_the_model(
+    two_class_data, tmp_path, trained_run
+):
+    from gender_cls.config import AugmentConfig
     from gender_cls.models import get_base
 
     base_weights = tmp_path / "base.weights.h5"
@@ -66,9 +69,13 @@ def test_two_phases_with_a_local_pretrained_base(two_class_data, tmp_path, train
     config = tiny_config(two_class_data, tmp_path / "ft", head_epochs=2, fine_tune_epochs=2,
                          fine_tune_layers="10")  # fmt: skip
     config.model.weights = str(base_weights)
+    config.augment, config.train.augment_on = AugmentConfig(brightness_range=(0.8, 1.2)), "gpu"
     result = train(config, output_model=str(tmp_path / "models" / "model_new.h5"), verbose=0)
     assert result.phase2_start == 2
     assert len(result.history["loss"]) == 4
+    for saved in (result.model_path, tmp_path / "ft" / "checkpoints" / "best.keras"):
+        model = keras.saving.load_model(saved)  # safe mode, no custom objects: no augment layer
+        assert "augment" not in [layer.name for layer in model.layers]
     assert (tmp_path / "models" / "model_new.h5").is_file()
     assert (tmp_path / "models" / "model_new.json").is_file()
 
