@@ -2,12 +2,13 @@
 
 (a) a seed-style script: import TensorFlow, keras load_model, predict;
 (b) a bare LiteRT script on the same model exported to TFLite;
-(c) predict.py on the run directory (which uses the TFLite export).
+(c) predict.py on the run directory (which uses the TFLite export);
+(d) predict.py with --backend onnx (the ONNX export, run by onnxruntime).
 
     python benchmarks/bench_predict.py [--runs 5] [--size 224] [--image PATH]
 
 Prints the mean wall time and peak memory of each, and the ratios c/a (target <= 0.1) and
-c/b (target <= 2). The model is an untrained MobileNetV2 classifier built here (weights=None).
+c/b (target <= 2), and d/a. The model is an untrained MobileNetV2 classifier built here (weights=None).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ print(it.get_tensor(it.get_output_details()[0]["index"]))
 
 
 def make_run(folder: Path, size: int) -> Path:
-    """An untrained MobileNetV2 run directory with model.keras, model.json and its TFLite export."""
+    """An untrained MobileNetV2 run directory: model.keras, model.json, TFLite and ONNX exports."""
     from gender_cls.artifacts import now, save_artifact
     from gender_cls.config import ModelConfig
     from gender_cls.export import export_model
@@ -62,6 +63,7 @@ def make_run(folder: Path, size: int) -> Path:
                 "created": now()}  # fmt: skip
     save_artifact(model, metadata, folder / "model.keras")
     export_model(folder, "tflite")
+    export_model(folder, "onnx")
     return folder
 
 
@@ -102,6 +104,8 @@ def main(runs: int, size: int, image: str | None) -> None:
                                        str(run / "model.tflite"), image],
             "(c) predict.py": [py, str(REPO / "predict.py"), "--image_path", image,
                                "--model_path", str(run)],
+            "(d) predict.py, ONNX": [py, str(REPO / "predict.py"), "--image_path", image,
+                                     "--model_path", str(run), "--backend", "onnx"],
         }  # fmt: skip
         results = {}
         for name, args in commands.items():
@@ -111,8 +115,9 @@ def main(runs: int, size: int, image: str | None) -> None:
     print(f"one {size}px image, MobileNetV2, mean of {runs} cold processes:")
     for name, (wall, mib) in results.items():
         print(f"{name:28s} {wall:6.2f} s  {mib:6.0f} MiB peak")
-    a, b, c = (results[n][0] for n in commands)
-    print(f"c/a = {c / a:.3f} (target <= 0.1)   c/b = {c / b:.2f} (target <= 2)")
+    a, b, c, d = (results[n][0] for n in commands)
+    print(f"c/a = {c / a:.3f} (target <= 0.1)   c/b = {c / b:.2f} (target <= 2)   "
+          f"d/a = {d / a:.3f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ SPLIT_FILE = "split.json"
 HISTORY_FILE = "history.csv"
 RUN_ENTRIES = (MODEL_FILE, META_FILE, CONFIG_FILE, STATE_FILE, SPLIT_FILE, HISTORY_FILE,
                "training_plots", "checkpoints", "logs")  # fmt: skip
-MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".tflite")
+MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".tflite", ".onnx")
 
 
 def write_json(data: Any, path: str | Path) -> None:

@@ -35,8 +35,8 @@ def quiet_tensorflow(verbose: bool, import_now: bool = True) -> None:
     """Silence TensorFlow's start-up noise (C++ logs, CUDA probing, Keras warnings).
 
     With import_now, TensorFlow is imported here with stderr sent to /dev/null, since parts of its
-    start-up print before any log level is read; a command that may not need it (predict with a
-    TFLite export) passes import_now=False and starts fast.
+    start-up print before any log level is read; a command that may not need it (predict with an
+    exported model) passes import_now=False and starts fast.
     """
     if verbose:
         return
@@ -54,7 +54,8 @@ def quiet_tensorflow(verbose: bool, import_now: bool = True) -> None:
             finally:
                 os.dup2(stderr_fd, 2)
                 os.close(stderr_fd)
-    logging.getLogger("tensorflow").setLevel(logging.ERROR)
+    for noisy in ("tensorflow", "tf2onnx"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
 def progress_verbosity(as_json: bool = False) -> int:
@@ -333,7 +334,8 @@ def _split_classes(_ctx, _param, value: str | None) -> list[str] | None:
 def _model_options(command):
     options = [
         click.option("--model_path", "--model-path", "--model", "model_path", required=True,
-                     help="Run directory, or a .keras/.h5 file (with its .json beside, or bare)."),
+                     help="Run directory, or a .keras/.h5/.tflite/.onnx file (with its .json beside, "
+                          "or bare)."),
         click.option("--classes", callback=_split_classes, default=None,
                      help="Bare models only: class names in output order, e.g. female,male."),
         click.option("--input_scale", "--input-scale", "input_scale",
@@ -342,8 +344,9 @@ def _model_options(command):
         click.option("--threshold", type=click.FloatRange(0, 1), default=None,
                      help="Decision threshold on P(second class) [default: the model's tuned one]."),
         click.option("--batch_size", "--batch-size", "batch_size", type=int, default=32),
-        click.option("--backend", type=click.Choice(["auto", "keras", "tflite"]), default="auto",
-                     help="auto: the run's TFLite export when there is one (fast start), else Keras."),
+        click.option("--backend", type=click.Choice(["auto", "keras", "tflite", "onnx"]),
+                     default="auto", help="auto: the run's TFLite (else ONNX) export when there is "
+                     "one (fast start, no TensorFlow), else the Keras model."),
         click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout."),
         click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's own logging."),
     ]  # fmt: skip
@@ -460,10 +463,10 @@ def predict_command(image_paths, more_paths, top_k, save_dir, model_path, classe
     if not paths:
         raise UserError("no images: pass --image_path FILE_OR_FOLDER")
     from gender_cls.artifacts import resolve_model
-    from gender_cls.inference import Predictor, tflite_file
+    from gender_cls.inference import Predictor, exported_file
 
     model_file, metadata = resolve_model(model_path)
-    quiet_tensorflow(verbose, import_now=tflite_file(model_file, metadata, backend) is None)
+    quiet_tensorflow(verbose, import_now=exported_file(model_file, metadata, backend) is None)
     setup_logging(verbose)
 
     predictor = Predictor(model_path, classes=classes, input_scale=input_scale,
@@ -513,7 +516,8 @@ def predict_command(image_paths, more_paths, top_k, save_dir, model_path, classe
 def export_command(model_path, fmt, quantize, verbose) -> None:
     """Export a trained model (checked against Keras) and record it in model.json.
 
-    predict.py and test_script.py then use the TFLite export by default (--backend auto).
+    predict.py and test_script.py then use the export by default (--backend auto), TFLite
+    before ONNX; a .tflite or .onnx file can also be passed as --model_path.
     """
     quiet_tensorflow(verbose)
     setup_logging(verbose)

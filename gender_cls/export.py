@@ -69,11 +69,12 @@ def export_model(model_path: str | Path, fmt: str = "tflite", quantize: str | No
         try:
             model.export(str(target), format="onnx", verbose=False)
         except ImportError as error:
-            raise UserError(f"ONNX export needs tf2onnx: pip install tf2onnx ({error})") from None
+            raise UserError(f"ONNX export needs tf2onnx and onnx: pip install tf2onnx onnx "
+                            f"({error})") from None  # fmt: skip
     else:
         model.export(str(target), format="tf_saved_model", verbose=False)
     record = {"file": target.name, "format": fmt, "quantize": quantize, "created": artifacts.now()}
-    if fmt == "tflite":
+    if fmt in ("tflite", "onnx"):
         record["max_abs_diff_vs_keras"] = _compare(predictor, target, samples)
     metadata = dict(predictor.metadata)
     key = fmt if not quantize else f"{fmt}_{quantize}"
@@ -105,8 +106,8 @@ def _quantize_options(quantize: str | None, samples: np.ndarray) -> dict:
 
 def _compare(predictor, target: Path, samples: np.ndarray) -> float:
     """Largest absolute difference between Keras' and the exported model's outputs."""
-    from gender_cls.lite import LiteRunner
+    from gender_cls.exported import open_exported
 
     keras_out = predictor.runner.predict(samples)
-    lite_out = LiteRunner(target).predict(samples)
-    return float(np.max(np.abs(keras_out - lite_out)))
+    exported_out = open_exported(target).predict(samples)
+    return float(np.max(np.abs(keras_out - exported_out)))

@@ -56,25 +56,33 @@ class KerasRunner:
         return self.model.predict(images, batch_size=self.batch_size, verbose=verbose)
 
 
-def tflite_file(model_file: Path, metadata: dict | None, backend: str = "auto") -> Path | None:
-    """The .tflite file to run (backend "tflite", or "auto" when the run has one), else None."""
-    if model_file.suffix == ".tflite":
+def exported_file(model_file: Path, metadata: dict | None, backend: str = "auto") -> Path | None:
+    """The exported model to run, else None (Keras): the file itself when it is an export; the
+    run's export of `backend` ("tflite"/"onnx"); with "auto", its TFLite or else ONNX export."""
+    from gender_cls.exported import EXPORT_SUFFIXES
+
+    if model_file.suffix.lower() in EXPORT_SUFFIXES:
         return model_file
-    export = ((metadata or {}).get("exports") or {}).get("tflite")
-    exported = model_file.with_name(export["file"]) if export else None
-    if backend == "tflite" and (exported is None or not exported.is_file()):
-        raise UserError(f"{model_file}: no TFLite export; run gender-cls export first")
-    if backend in ("tflite", "auto") and exported is not None and exported.is_file():
-        return exported
+    if backend == "keras":
+        return None
+    exports = (metadata or {}).get("exports") or {}
+    for fmt in ("tflite", "onnx") if backend == "auto" else (backend,):
+        record = exports.get(fmt)
+        if record and model_file.with_name(record["file"]).is_file():
+            return model_file.with_name(record["file"])
+        if backend == fmt:
+            raise UserError(
+                f"{model_file}: no {fmt} export; run gender-cls export --format {fmt} first"
+            )
     return None
 
 
 def open_runner(model_file: Path, metadata: dict | None, backend: str, batch_size: int):
-    """A LiteRunner for a TFLite model or export, else a KerasRunner."""
-    from gender_cls.lite import LiteRunner
+    """A LiteRT or onnxruntime runner for an exported model, else a KerasRunner."""
+    from gender_cls.exported import open_exported
 
-    lite = tflite_file(model_file, metadata, backend)
-    return LiteRunner(lite, batch_size) if lite else KerasRunner(model_file, batch_size)
+    exported = exported_file(model_file, metadata, backend)
+    return open_exported(exported, batch_size) if exported else KerasRunner(model_file, batch_size)
 
 
 class Predictor:
@@ -171,7 +179,7 @@ class Predictor:
 
     def predict_files(self, paths: list[str], verbose: int = 0) -> np.ndarray:
         """Probabilities for readable image files: a Keras model reads them with the tf.data
-        pipeline in batches; a TFLite one with a thread pool (no TensorFlow needed)."""
+        pipeline in batches; an exported one with a thread pool (no TensorFlow needed)."""
         if not isinstance(self.runner, KerasRunner):
             return self.predict_arrays(self._load_all(paths)[0])
         from gender_cls.pipeline import predict_dataset

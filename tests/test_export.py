@@ -1,4 +1,5 @@
-"""Export to TFLite: outputs match Keras, predict/evaluate use it, predict.py skips TensorFlow."""
+"""Export to TFLite and ONNX: outputs match Keras, predict/evaluate use them, predict.py skips
+TensorFlow."""
 
 from __future__ import annotations
 
@@ -23,42 +24,47 @@ def exported_run(trained_run, tmp_path_factory):
 
     run = tmp_path_factory.mktemp("exported") / "run"
     shutil.copytree(trained_run.run_dir, run)
-    result = CliRunner().invoke(export_command, ["--model_path", str(run)])
-    assert result.exit_code == 0, result.output
+    for fmt in ("tflite", "onnx"):
+        result = CliRunner().invoke(export_command, ["--model_path", str(run), "--format", fmt])
+        assert result.exit_code == 0, result.output
     return run
 
 
-def test_export_is_recorded_and_matches_keras(exported_run):
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
+def test_export_is_recorded_and_matches_keras(exported_run, fmt):
     meta = json.loads((exported_run / "model.json").read_text())
-    record = meta["exports"]["tflite"]
+    record = meta["exports"][fmt]
     assert (exported_run / record["file"]).is_file()
     assert record["max_abs_diff_vs_keras"] < 1e-3
 
 
-def test_tflite_and_keras_predict_the_same(exported_run, two_class_data):
+@pytest.mark.parametrize("backend", ["tflite", "onnx"])
+def test_exported_and_keras_predict_the_same(exported_run, two_class_data, backend):
     folder = [str(two_class_data / "test")]
-    lite = Predictor(exported_run, backend="tflite").predict_paths(folder)
+    exported = Predictor(exported_run, backend=backend).predict_paths(folder)
     keras_ = Predictor(exported_run, backend="keras").predict_paths(folder)
-    assert [p.label for p in lite] == [p.label for p in keras_]
-    np.testing.assert_allclose([p.confidence for p in lite], [p.confidence for p in keras_],
+    assert [p.label for p in exported] == [p.label for p in keras_]
+    np.testing.assert_allclose([p.confidence for p in exported], [p.confidence for p in keras_],
                                atol=1e-3)  # fmt: skip
 
 
-def test_a_tflite_file_evaluates_directly(exported_run, two_class_data, tmp_path):
+@pytest.mark.parametrize("name", ["model.tflite", "model.onnx"])
+def test_an_exported_file_evaluates_directly(exported_run, two_class_data, tmp_path, name):
     args = ["--data_path", str(two_class_data / "test"), "--output_dir", str(tmp_path),
-            "--model_path", str(exported_run / "model.tflite"), "--json"]  # fmt: skip
+            "--model_path", str(exported_run / name), "--json"]  # fmt: skip
     result = CliRunner().invoke(evaluate_command, args)
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["images"] == 24
 
 
-def test_predict_py_with_an_export_never_imports_tensorflow(exported_run, two_class_data):
+@pytest.mark.parametrize("backend", ["auto", "onnx"])
+def test_predict_py_with_an_export_never_imports_tensorflow(exported_run, two_class_data, backend):
     image = sorted((two_class_data / "test" / "male").glob("*.png"))[0]
     code = (
         "import sys\n"
         "from gender_cls.cli import predict_command\n"
         f"sys.argv = ['predict.py', '--image_path', {str(image)!r}, '--model_path', "
-        f"{str(exported_run)!r}]\n"
+        f"{str(exported_run)!r}, '--backend', {backend!r}]\n"
         "try:\n    predict_command()\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
         "print('tensorflow loaded:', 'tensorflow' in sys.modules)\n"
     )
@@ -74,3 +80,19 @@ def test_int8_export_calibrates_on_training_images(exported_run):
     meta = json.loads((exported_run / "model.json").read_text())
     assert (exported_run / meta["exports"]["tflite_int8"]["file"]).is_file()
     assert meta["exports"]["tflite"]["quantize"] is None  # the float export stays the default
+
+
+def test_asking_for_a_missing_export_is_a_clear_error(trained_run):
+    from gender_cls.errors import UserError
+
+    with pytest.raises(UserError, match="no onnx export; run gender-cls export --format onnx"):
+        Predictor(trained_run.run_dir, backend="onnx")
+
+
+def test_a_corrupt_onnx_file_is_a_clear_error(tmp_path):
+    from gender_cls.errors import UserError
+
+    broken = tmp_path / "model.onnx"
+    broken.write_bytes(b"not a model")
+    with pytest.raises(UserError, match="model.onnx: not a readable ONNX model"):
+        Predictor(broken, classes=["female", "male"])
