@@ -201,16 +201,14 @@ def validation_report(model, index: DatasetIndex, val_ds, metric: str) -> dict:
             "at_0.5": binary_metrics(labels, scores, 0.5),
             "at_threshold": binary_metrics(labels, scores, threshold),
         }
-    from sklearn.metrics import accuracy_score, f1_score
+    from gender_cls.evaluation import compute_metrics
 
-    predicted = scores.argmax(axis=1)
+    metrics = compute_metrics(labels, scores, scores.argmax(axis=1), index.class_names)
+    scalars = ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "average_precision")
     return {
         "threshold": None,
         "threshold_source": "argmax (multi-class)",
-        "argmax": {
-            "accuracy": float(accuracy_score(labels, predicted)),
-            "macro_f1": float(f1_score(labels, predicted, average="macro")),
-        },
+        "argmax": {name: metrics[name] for name in scalars},
     }
 
 

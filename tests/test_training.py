@@ -171,3 +171,18 @@ def test_mixed_precision_is_ignored_without_a_gpu(monkeypatch, caplog):
     with precision_policy(True):
         assert keras.mixed_precision.global_policy().name == "float32"
     assert "no GPU" in caplog.text
+
+
+def test_multi_class_validation_report_uses_argmax():
+    from types import SimpleNamespace
+
+    from gender_cls.training import validation_report
+
+    scores = np.array([[0.8, 0.1, 0.1], [0.2, 0.7, 0.1], [0.1, 0.2, 0.7], [0.6, 0.3, 0.1]])
+    index = SimpleNamespace(num_classes=3, class_names=["down", "left", "up"],
+                            splits={"val": SimpleNamespace(labels=[0, 1, 2, 2])})  # fmt: skip
+    model = SimpleNamespace(predict=lambda ds, verbose=0: scores)
+    report = validation_report(model, index, None, "f1")
+    assert report["threshold"] is None
+    assert report["argmax"]["accuracy"] == 0.75
+    assert report["argmax"]["roc_auc"] is not None
