@@ -29,10 +29,13 @@ def resolve_placement(placement: str, augment: AugmentConfig) -> str:
         raise ValueError(f"augment_on must be one of {PLACEMENTS}, got {placement!r}")
     if augment.is_identity:
         return "cpu"  # nothing to place: the CPU only decodes
-    if placement == "auto":
-        import tensorflow as tf
+    import tensorflow as tf
 
-        placement = "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+    has_gpu = bool(tf.config.list_physical_devices("GPU"))
+    if placement == "auto":
+        placement = "gpu" if has_gpu else "cpu"
+    elif placement == "gpu" and not has_gpu:
+        log.warning("--augment_on gpu without a GPU: the in-model augmentation runs on the CPU")
     log.info("augmentation runs on the %s", "accelerator, in the model" if placement == "gpu"
              else "CPU, in the input pipeline")  # fmt: skip
     return placement
