@@ -92,8 +92,8 @@ def make_metrics(num_classes: int) -> list:
 
 
 class ClassifierCheckpoint(keras.callbacks.ModelCheckpoint):
-    """ModelCheckpoint that saves `classifier`, whichever model fit() trains: a wrapper that
-    augments on the accelerator, or the head on cached features (both share its layers)."""
+    """ModelCheckpoint that saves `classifier` when fit() trains a wrapper around it (one that
+    augments on the accelerator), not the wrapper."""
 
     def __init__(self, classifier: keras.Model, filepath: str, **kwargs):
         super().__init__(filepath, **kwargs)
@@ -104,9 +104,10 @@ class ClassifierCheckpoint(keras.callbacks.ModelCheckpoint):
 
 
 def make_callbacks(
-    run_dir: Path, phase: Phase, t: TrainConfig, classifier: keras.Model
+    run_dir: Path, phase: Phase, t: TrainConfig, classifier: keras.Model | None
 ) -> list[keras.callbacks.Callback]:
-    """The callbacks of one phase; checkpoints/best.keras always holds the whole `classifier`."""
+    """The callbacks of one phase; checkpoints/best.keras holds the whole `classifier`. None
+    skips it (the cached head phase, whose sub-second epochs a model save would dominate)."""
     checkpoints = run_dir / "checkpoints"
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
@@ -116,8 +117,17 @@ def make_callbacks(
         keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", factor=0.5, patience=max(1, t.patience // 2), min_lr=1e-7
         ),
-        ClassifierCheckpoint(
-            classifier, str(checkpoints / "best.keras"), monitor="val_loss", save_best_only=True
+        *(
+            []
+            if classifier is None
+            else [
+                ClassifierCheckpoint(
+                    classifier,
+                    str(checkpoints / "best.keras"),
+                    monitor="val_loss",
+                    save_best_only=True,
+                )  # fmt: skip
+            ]
         ),
         keras.callbacks.CSVLogger(str(run_dir / artifacts.HISTORY_FILE), append=True),
         # Last, so an epoch is logged before its backup: a kill in between repeats a row, never
@@ -270,7 +280,8 @@ def train(
         _prepare_layers(model, phase)
         start = time.perf_counter()
         fit_model, fit_train, fit_val = augmented, train_ds, val_ds
-        if phase.name == "head" and not config.train.head_augment:
+        cached = phase.name == "head" and not config.train.head_augment
+        if cached:
             fit_model, fit_train, fit_val = _cached_head(
                 model, index, config, image_size, batch_size
             )
@@ -283,7 +294,7 @@ def train(
             )
         history = fit_model.fit(
             fit_train, validation_data=fit_val, initial_epoch=epoch, epochs=epoch + phase.epochs,
-            callbacks=make_callbacks(run_dir, phase, config.train, model),
+            callbacks=make_callbacks(run_dir, phase, config.train, None if cached else model),
             class_weight=weights, verbose=verbose, shuffle=False,
         )  # fmt: skip
         end_epoch = history.epoch[-1] + 1 if history.epoch else epoch + phase.epochs
