@@ -58,6 +58,13 @@ def quiet_tensorflow(verbose: bool, import_now: bool = True) -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
+def keras_if_asked(backend: str, mixed_precision: bool, jit: bool | None) -> str:
+    """--mixed_precision and --jit are Keras settings: with them, auto means the Keras model."""
+    if backend == "auto" and (mixed_precision or jit is not None):
+        return "keras"
+    return backend
+
+
 def progress_verbosity(as_json: bool = False) -> int:
     """Keras' progress bar on a terminal; nothing when piped or printing JSON."""
     return 1 if sys.stdout.isatty() and not as_json else 0
@@ -347,6 +354,10 @@ def _model_options(command):
         click.option("--backend", type=click.Choice(["auto", "keras", "tflite", "onnx"]),
                      default="auto", help="auto: the run's TFLite (else ONNX) export when there is "
                      "one (fast start, no TensorFlow), else the Keras model."),
+        click.option("--mixed_precision/--no-mixed_precision", "mixed_precision", default=False,
+                     help="Keras model on a GPU: mixed_float16 compute (implies --backend keras)."),
+        click.option("--jit/--no-jit", default=None, show_default="Keras decides: on with a GPU",
+                     help="Keras model: XLA on or off (either implies --backend keras)."),
         click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout."),
         click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's own logging."),
     ]  # fmt: skip
@@ -389,7 +400,8 @@ def _model_options(command):
 @_model_options
 @handle_errors
 def evaluate_command(data_path, output_dir, tune_on, max_misclassified, model_path, classes,
-                     input_scale, threshold, batch_size, backend, as_json, verbose) -> None:  # fmt: skip
+                     input_scale, threshold, batch_size, backend, mixed_precision, jit, as_json,
+                     verbose) -> None:  # fmt: skip
     """Evaluate a trained model on a labelled test folder and write a full report.
 
     \b
@@ -402,8 +414,8 @@ def evaluate_command(data_path, output_dir, tune_on, max_misclassified, model_pa
 
     result = evaluate(
         model_path, data_path, classes=classes, input_scale=input_scale, threshold=threshold,
-        tune_on=tune_on, batch_size=batch_size, backend=backend,
-        verbose=progress_verbosity(as_json),
+        tune_on=tune_on, batch_size=batch_size, mixed_precision=mixed_precision, jit=jit,
+        backend=keras_if_asked(backend, mixed_precision, jit), verbose=progress_verbosity(as_json),
     )  # fmt: skip
     for line in result.assumptions:
         click.echo(f"assumed: {line}", err=True)
@@ -452,7 +464,8 @@ def evaluate_command(data_path, output_dir, tune_on, max_misclassified, model_pa
 @_model_options
 @handle_errors
 def predict_command(image_paths, more_paths, top_k, save_dir, model_path, classes, input_scale,
-                    threshold, batch_size, backend, as_json, verbose) -> None:  # fmt: skip
+                    threshold, batch_size, backend, mixed_precision, jit, as_json,
+                    verbose) -> None:  # fmt: skip
     """Predict the class of images (files or folders) with a trained model.
 
     \b
@@ -465,12 +478,14 @@ def predict_command(image_paths, more_paths, top_k, save_dir, model_path, classe
     from gender_cls.artifacts import resolve_model
     from gender_cls.inference import Predictor, exported_file
 
+    backend = keras_if_asked(backend, mixed_precision, jit)
     model_file, metadata = resolve_model(model_path)
     quiet_tensorflow(verbose, import_now=exported_file(model_file, metadata, backend) is None)
     setup_logging(verbose)
 
     predictor = Predictor(model_path, classes=classes, input_scale=input_scale,
-                          threshold=threshold, batch_size=batch_size, backend=backend)  # fmt: skip
+                          threshold=threshold, batch_size=batch_size, backend=backend,
+                          mixed_precision=mixed_precision, jit=jit)  # fmt: skip
     for line in predictor.assumptions:
         click.echo(f"assumed: {line}", err=True)
     results = predictor.predict_paths(paths)

@@ -113,6 +113,8 @@ def evaluate(
     threshold_metric: str | None = None,
     batch_size: int = 32,
     backend: str = "auto",
+    mixed_precision: bool = False,
+    jit: bool | None = None,
     verbose: int = 0,
 ) -> EvaluationResult:
     """Predict every image of a labelled folder and measure the model on it."""
@@ -120,7 +122,7 @@ def evaluate(
         classes = labelled_folder(data_dir).class_names  # a bare model: the folders' classes
     predictor = Predictor(
         model_path, classes=classes, input_scale=input_scale, threshold=threshold,
-        batch_size=batch_size, backend=backend,
+        batch_size=batch_size, backend=backend, mixed_precision=mixed_precision, jit=jit,
     )  # fmt: skip
     if tune_on is not None and predictor.binary:
         _tune(predictor, tune_on, data_dir, threshold_metric, verbose)

@@ -34,9 +34,20 @@ class Prediction:
 
 
 class KerasRunner:
-    """A Keras model loaded for inference (compile=False: a custom training loss is not needed)."""
+    """A Keras model loaded for inference (compile=False: a custom training loss is not needed).
 
-    def __init__(self, path: Path, batch_size: int = 32):
+    `mixed_precision` rebuilds a gender_cls model with mixed_float16 compute (on a GPU); `jit`
+    True/False turns XLA on/off (None: Keras decides, which means on with a GPU).
+    """
+
+    def __init__(
+        self,
+        path: Path,
+        batch_size: int = 32,
+        metadata: dict | None = None,
+        mixed_precision: bool = False,
+        jit: bool | None = None,
+    ):
         import keras
 
         try:
@@ -47,6 +58,10 @@ class KerasRunner:
                 f"{path}: not a readable Keras model ({reason}); pass a model.keras/.h5 saved by "
                 "Keras or a run directory from train_model.py"
             ) from None
+        if mixed_precision:
+            self.model = _mixed_precision_copy(self.model, path, metadata)
+        if jit is not None:
+            self.model.jit_compile = jit
         self.batch_size = batch_size
         shape = self.model.input_shape
         self.input_shape = tuple(shape[0] if isinstance(shape, list) else shape)
@@ -54,6 +69,19 @@ class KerasRunner:
 
     def predict(self, images, verbose: int = 0) -> np.ndarray:
         return self.model.predict(images, batch_size=self.batch_size, verbose=verbose)
+
+
+def _mixed_precision_copy(model, path: Path, metadata: dict | None):
+    """The model rebuilt from its run's config with mixed_float16 compute and its weights."""
+    from gender_cls.config import ModelConfig
+    from gender_cls.models import copy_classifier
+
+    config = ((metadata or {}).get("config") or {}).get("model")
+    if config is None:
+        raise UserError(f"{path}: --mixed_precision needs a model trained by gender_cls (its "
+                        "model.json holds the architecture); leave it out for this model")  # fmt: skip
+    classes, size = len(metadata["class_names"]), int(metadata["image_size"])
+    return copy_classifier(model, ModelConfig(**config), classes, size, mixed=True)
 
 
 def exported_file(model_file: Path, metadata: dict | None, backend: str = "auto") -> Path | None:
@@ -77,12 +105,24 @@ def exported_file(model_file: Path, metadata: dict | None, backend: str = "auto"
     return None
 
 
-def open_runner(model_file: Path, metadata: dict | None, backend: str, batch_size: int):
+def open_runner(
+    model_file: Path,
+    metadata: dict | None,
+    backend: str,
+    batch_size: int,
+    mixed_precision: bool = False,
+    jit: bool | None = None,
+):
     """A LiteRT or onnxruntime runner for an exported model, else a KerasRunner."""
     from gender_cls.exported import open_exported
 
     exported = exported_file(model_file, metadata, backend)
-    return open_exported(exported, batch_size) if exported else KerasRunner(model_file, batch_size)
+    if exported and (mixed_precision or jit is not None):
+        raise UserError(f"{exported}: --mixed_precision and --jit apply to the Keras model, not to "
+                        "an export; use --backend keras or leave them out")  # fmt: skip
+    if exported:
+        return open_exported(exported, batch_size)
+    return KerasRunner(model_file, batch_size, metadata, mixed_precision, jit)
 
 
 class Predictor:
@@ -102,9 +142,13 @@ class Predictor:
         threshold: float | None = None,
         batch_size: int = 32,
         backend: str = "auto",
+        mixed_precision: bool = False,
+        jit: bool | None = None,
     ):
         self.model_file, self.metadata = resolve_model(model_path)
-        self.runner = open_runner(self.model_file, self.metadata, backend, batch_size)
+        self.runner = open_runner(
+            self.model_file, self.metadata, backend, batch_size, mixed_precision, jit
+        )
         self.batch_size = batch_size
         self.assumptions: list[str] = []
         meta = self.metadata or {}

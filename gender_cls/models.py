@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from contextlib import contextmanager
 from pathlib import Path
 
 import keras
@@ -17,6 +19,7 @@ HEAD_PRESETS = {
     "vgg": (("dense", 256), ("dropout", 0.5)),
 }
 SCRATCH_BN_MOMENTUM = 0.9
+log = logging.getLogger(__name__)
 
 
 def head_spec(config: ModelConfig, backbone: Backbone) -> tuple[tuple[str, float], ...]:
@@ -50,12 +53,14 @@ def load_base_weights(base: keras.Model, path: str) -> None:
         ) from None
 
 
-def build_base(config: ModelConfig, image_size: int) -> tuple[keras.Model, Backbone]:
-    """The headless backbone with the configured weights."""
+def build_base(
+    config: ModelConfig, image_size: int, load_weights: bool = True
+) -> tuple[keras.Model, Backbone]:
+    """The headless backbone with the configured weights (random ones without `load_weights`)."""
     backbone = get_backbone(config.backbone)
-    weights = "imagenet" if config.weights.lower() == "imagenet" else None
+    weights = "imagenet" if config.weights.lower() == "imagenet" and load_weights else None
     base = backbone.build(image_size, weights, config.alpha)
-    if weights is None and not from_scratch(config):
+    if weights is None and not from_scratch(config) and load_weights:
         load_base_weights(base, config.weights)
     if from_scratch(config):
         for layer in base.layers:
@@ -64,13 +69,15 @@ def build_base(config: ModelConfig, image_size: int) -> tuple[keras.Model, Backb
     return base, backbone
 
 
-def build_classifier(config: ModelConfig, num_classes: int, image_size: int) -> keras.Model:
+def build_classifier(
+    config: ModelConfig, num_classes: int, image_size: int, load_weights: bool = True
+) -> keras.Model:
     """Raw RGB pixels in [0, 255] -> preprocess -> base -> GAP -> head -> sigmoid or softmax.
 
     A pretrained base is called with training=False so BatchNorm keeps its statistics; a base
     trained from scratch runs BatchNorm in training mode with a lower momentum.
     """
-    base, backbone = build_base(config, image_size)
+    base, backbone = build_base(config, image_size, load_weights)
     inputs = keras.Input((image_size, image_size, 3), name="image")
     preprocess = keras.layers.Dense(3, name="preprocess", trainable=False)
     x = preprocess(inputs)
@@ -123,3 +130,29 @@ def unfreeze_last(model: keras.Model, n_layers: int | str) -> int:
         layer.trainable = in_tail and not isinstance(layer, keras.layers.BatchNormalization)
         unfrozen += int(layer.trainable)
     return unfrozen
+
+
+@contextmanager
+def precision_policy(mixed: bool):
+    """mixed_float16 while building the model when asked for and a GPU is present."""
+    import tensorflow as tf
+
+    if mixed and not tf.config.list_physical_devices("GPU"):
+        log.warning("--mixed_precision ignored: no GPU found (float16 is slow on CPUs)")
+        mixed = False
+    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+
+
+def copy_classifier(
+    model: keras.Model, config: ModelConfig, num_classes: int, image_size: int, mixed: bool = False
+) -> keras.Model:
+    """`model` rebuilt with float32 (or, on a GPU, mixed_float16) compute, its weights copied in;
+    nothing is downloaded or loaded from the weights option."""
+    with precision_policy(mixed):
+        copy = build_classifier(config, num_classes, image_size, load_weights=False)
+    copy.set_weights(model.get_weights())
+    return copy

@@ -5,7 +5,6 @@ from __future__ import annotations
 import csv
 import logging
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +17,15 @@ from gender_cls.backbones import get_backbone
 from gender_cls.config import RunConfig, TrainConfig
 from gender_cls.data import DatasetIndex, check_readable, class_weights, discover
 from gender_cls.distribute import make_strategy
-from gender_cls.models import build_classifier, freeze_base, from_scratch, get_base, unfreeze_last
+from gender_cls.models import (
+    build_classifier,
+    copy_classifier,
+    freeze_base,
+    from_scratch,
+    get_base,
+    precision_policy,
+    unfreeze_last,
+)
 from gender_cls.pipeline import make_dataset
 from gender_cls.thresholds import binary_metrics, tune_threshold
 
@@ -325,8 +332,7 @@ def train(
         "created": artifacts.now(),
     }
     if config.train.mixed_precision:  # save a float32 model: it runs anywhere, CPUs included
-        trained, model = model, build_classifier(config.model, index.num_classes, image_size)
-        model.set_weights(trained.get_weights())
+        model = copy_classifier(model, config.model, index.num_classes, image_size)
     model_path, meta_path = artifacts.save_artifact(model, metadata, run_dir / artifacts.MODEL_FILE)
     written = [model_path, meta_path]
     if output_model:
@@ -337,21 +343,6 @@ def train(
         written.append(plots.training_curve(history, metric, path, phase2_start))
     written.append(run_dir / artifacts.HISTORY_FILE)
     return TrainingResult(run_dir, model_path, metadata, history, phase2_start, written)
-
-
-@contextmanager
-def precision_policy(mixed: bool):
-    """mixed_float16 while building the model when asked for and a GPU is present."""
-    import tensorflow as tf
-
-    if mixed and not tf.config.list_physical_devices("GPU"):
-        log.warning("--mixed_precision ignored: no GPU found (float16 is slow on CPUs)")
-        mixed = False
-    keras.mixed_precision.set_global_policy("mixed_float16" if mixed else "float32")
-    try:
-        yield
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
 
 
 def _log_phase(phase: Phase, history: dict, first: int, end: int, seconds: float) -> None:

@@ -96,3 +96,10 @@ def test_a_corrupt_onnx_file_is_a_clear_error(tmp_path):
     broken.write_bytes(b"not a model")
     with pytest.raises(UserError, match="model.onnx: not a readable ONNX model"):
         Predictor(broken, classes=["female", "male"])
+
+
+def test_keras_settings_with_an_export_are_a_clear_error(exported_run):
+    from gender_cls.errors import UserError
+
+    with pytest.raises(UserError, match="--mixed_precision and --jit apply to the Keras model"):
+        Predictor(exported_run, backend="tflite", jit=True)

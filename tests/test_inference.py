@@ -72,3 +72,38 @@ def test_save_dir_writes_annotated_images(trained_run, two_class_data, tmp_path)
 def test_bad_image_paths_exit_2(trained_run, args, message):
     result = CliRunner().invoke(predict_command, [*args, "--model_path", str(trained_run.run_dir)])
     assert result.exit_code == 2 and message in result.output
+
+
+def test_mixed_precision_and_jit_prediction_match_float32(trained_run, two_class_data, monkeypatch):
+    import tensorflow as tf
+
+    folder = [str(two_class_data / "test")]
+    plain = Predictor(trained_run.run_dir).predict_paths(folder)
+    jit = Predictor(trained_run.run_dir, jit=True)
+    assert jit.runner.model.jit_compile is True
+    monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"])
+    mixed = Predictor(trained_run.run_dir, mixed_precision=True)
+    monkeypatch.undo()
+    assert mixed.runner.model.get_layer("pool").compute_dtype == "float16"
+    assert mixed.runner.model.get_layer("output").compute_dtype == "float32"
+    for other in (jit.predict_paths(folder), mixed.predict_paths(folder)):
+        np.testing.assert_allclose([p.confidence for p in other], [p.confidence for p in plain],
+                                   atol=2e-2)  # fmt: skip
+
+
+def test_mixed_precision_needs_a_gender_cls_model(trained_run, tmp_path):
+    from gender_cls.errors import UserError
+
+    bare = tmp_path / "bare.keras"
+    bare.write_bytes((trained_run.run_dir / "model.keras").read_bytes())
+    with pytest.raises(UserError, match="--mixed_precision needs a model trained by gender_cls"):
+        Predictor(bare, classes=["female", "male"], mixed_precision=True)
+
+
+def test_keras_settings_pick_the_keras_model():
+    from gender_cls.cli import keras_if_asked
+
+    assert keras_if_asked("auto", False, None) == "auto"
+    assert keras_if_asked("auto", True, None) == "keras"
+    assert keras_if_asked("auto", False, False) == "keras"
+    assert keras_if_asked("tflite", False, True) == "tflite"  # open_runner then says it is wrong

@@ -151,8 +151,7 @@ def test_fine_tune_layers_larger_than_the_base(two_class_data, tmp_path):
 def test_mixed_precision_builds_float16_compute_with_a_float32_output(monkeypatch):
     import tensorflow as tf
 
-    from gender_cls.models import build_classifier
-    from gender_cls.training import precision_policy
+    from gender_cls.models import build_classifier, precision_policy
 
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: ["GPU:0"])
     with precision_policy(True):
@@ -165,7 +164,7 @@ def test_mixed_precision_builds_float16_compute_with_a_float32_output(monkeypatc
 def test_mixed_precision_is_ignored_without_a_gpu(monkeypatch, caplog):
     import tensorflow as tf
 
-    from gender_cls.training import precision_policy
+    from gender_cls.models import precision_policy
 
     monkeypatch.setattr(tf.config, "list_physical_devices", lambda kind=None: [])
     with precision_policy(True):
