@@ -34,10 +34,13 @@ def resolve_placement(placement: str, augment: AugmentConfig) -> str:
     has_gpu = bool(tf.config.list_physical_devices("GPU"))
     if placement == "auto":
         placement = "gpu" if has_gpu else "cpu"
-    elif placement == "gpu" and not has_gpu:
-        log.warning("--augment_on gpu without a GPU: the in-model augmentation runs on the CPU")
-    log.info("augmentation runs on the %s", "accelerator, in the model" if placement == "gpu"
-             else "CPU, in the input pipeline")  # fmt: skip
+    if placement == "cpu":
+        log.info("augmentation runs in the input pipeline (OpenCV, on the CPU)")
+    elif has_gpu:
+        log.info("augmentation runs inside the model, on the GPU")
+    else:
+        log.warning("--augment_on gpu without a GPU: the augmentation inside the model runs on "
+                    "the CPU")  # fmt: skip
     return placement
 
 
