@@ -16,7 +16,7 @@ import math
 import keras
 from keras import ops
 
-from gender_cls.augment import affine_coefficients, has_geometry, shift_pixels
+from gender_cls.affine import affine_coefficients, has_geometry, shift_pixels
 from gender_cls.config import AugmentConfig
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ def warp_batch(images, transforms, fill_mode: str = "nearest"):
     batch, height, width, channels = ops.shape(images)
     ys, xs = ops.meshgrid(ops.arange(height, dtype="float32"), ops.arange(width, dtype="float32"),
                           indexing="ij")  # fmt: skip
-    t = [transforms[:, i, None, None] for i in range(6)]
+    t = ops.unstack(ops.reshape(transforms, (-1, 6, 1, 1)), axis=1)  # six (batch, 1, 1)
     source_x = t[0] * xs + t[1] * ys + t[2]  # (batch, h, w)
     source_y = t[3] * xs + t[4] * ys + t[5]
     x0, y0 = ops.floor(source_x), ops.floor(source_y)

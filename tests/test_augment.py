@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from gender_cls.augment import affine_matrix, augment_image, augment_op, has_geometry, warp_image
+from gender_cls.affine import affine_matrix, has_geometry
+from gender_cls.augment import augment_image, augment_op, warp_image
 from gender_cls.config import AugmentConfig
 
 FULL = AugmentConfig(
