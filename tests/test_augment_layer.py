@@ -102,7 +102,8 @@ def test_a_training_step_through_the_augmentation(jit):
     # transforms once broke at run time in the graph ("Incompatible shapes: [24,24] vs. [4]").
     inputs = keras.Input((24, 24, 3))
     outputs = keras.layers.Dense(1, "sigmoid")(keras.layers.GlobalAveragePooling2D()(inputs))
-    wrapper = with_augmentation(keras.Model(inputs, outputs), GEOMETRY, seed=0)
+    everything = dataclasses.replace(GEOMETRY, brightness_range=(0.8, 1.2), contrast_range=0.2)
+    wrapper = with_augmentation(keras.Model(inputs, outputs), everything, seed=0)
     wrapper.compile("adam", "binary_crossentropy", jit_compile=jit)
     loss = wrapper.train_on_batch(images(), np.ones((4, 1), "float32"))
     assert np.isfinite(loss)
