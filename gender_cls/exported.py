@@ -10,8 +10,6 @@ import numpy as np
 
 from gender_cls.errors import UserError
 
-EXPORT_SUFFIXES = {".tflite": "tflite", ".onnx": "onnx"}
-
 
 class _BatchedRunner:
     """predict() in batches over `_run`, which subclasses implement for one batch."""
@@ -90,7 +88,9 @@ class OnnxRunner(_BatchedRunner):
         return np.asarray(output, np.float32)
 
 
+EXPORT_RUNNERS = {".tflite": LiteRunner, ".onnx": OnnxRunner}
+
+
 def open_exported(path: Path, batch_size: int = 32) -> _BatchedRunner:
     """The runner for an exported model file, chosen by its suffix."""
-    runner = OnnxRunner if path.suffix.lower() == ".onnx" else LiteRunner
-    return runner(path, batch_size)
+    return EXPORT_RUNNERS[path.suffix.lower()](path, batch_size)

@@ -87,9 +87,9 @@ def _mixed_precision_copy(model, path: Path, metadata: dict | None):
 def exported_file(model_file: Path, metadata: dict | None, backend: str = "auto") -> Path | None:
     """The exported model to run, else None (Keras): the file itself when it is an export; the
     run's export of `backend` ("tflite"/"onnx"); with "auto", its TFLite or else ONNX export."""
-    from gender_cls.exported import EXPORT_SUFFIXES
+    from gender_cls.exported import EXPORT_RUNNERS
 
-    if model_file.suffix.lower() in EXPORT_SUFFIXES:
+    if model_file.suffix.lower() in EXPORT_RUNNERS:
         return model_file
     if backend == "keras":
         return None

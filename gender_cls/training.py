@@ -258,8 +258,8 @@ def train(
         )
     train_ds = make_dataset(
         index.splits["train"], index.num_classes, image_size, batch_size, training=True,
-        augment=config.augment if augment_on == "cpu" else None, oversample=d.balance == "oversample", resize=d.resize,
-        cache=d.cache, seed=d.seed,
+        augment=config.augment if augment_on == "cpu" else None,
+        oversample=d.balance == "oversample", resize=d.resize, cache=d.cache, seed=d.seed,
     )  # fmt: skip
     val_ds = make_dataset(
         index.splits["val"], index.num_classes, image_size, batch_size, resize=d.resize,
