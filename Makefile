@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 DEMO_DIR ?= demo_output
 
-.PHONY: install test demo lint format bench clean
+.PHONY: install test test-fast demo lint format bench clean
 
 $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -18,6 +18,10 @@ install: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# Everything but the tests marked slow (those that train a model).
+test-fast: $(STAMP)
+	$(PY) -m pytest -q -m "not slow"
 
 # The main job, offline: direction dataset -> train -> evaluate -> predict one image.
 demo: $(STAMP)

@@ -50,7 +50,7 @@ def run(data, out: Path, size, epochs, weights, alpha, cached: bool, timer) -> t
     training.make_callbacks = lambda *a, **k: original(*a, **k) + [timer]
     start = time.perf_counter()
     try:
-        return train(config, verbose=0).metadata["validation"], time.perf_counter() - start
+        return train(config, verbose=0).card.validation, time.perf_counter() - start
     finally:
         training.make_callbacks = original
 

@@ -52,16 +52,15 @@ print(it.get_tensor(it.get_output_details()[0]["index"]))
 
 def make_run(folder: Path, size: int) -> Path:
     """An untrained MobileNetV2 run directory: model.keras, model.json, TFLite and ONNX exports."""
-    from gender_cls.artifacts import now, save_artifact
+    from gender_cls.artifacts import ModelCard, now, save_artifact
     from gender_cls.config import ModelConfig
     from gender_cls.export import export_model
     from gender_cls.models import build_classifier
 
     model = build_classifier(ModelConfig(weights="none"), 2, size)
-    metadata = {"class_names": ["female", "male"], "image_size": size, "resize": "stretch",
-                "input_scale": "raw", "threshold": 0.5, "threshold_source": "benchmark",
-                "created": now()}  # fmt: skip
-    save_artifact(model, metadata, folder / "model.keras")
+    card = ModelCard(["female", "male"], size, threshold=0.5, threshold_source="benchmark",
+                     created=now())  # fmt: skip
+    save_artifact(model, card, folder / "model.keras")
     export_model(folder, "tflite")
     export_model(folder, "onnx")
     return folder

@@ -6,10 +6,12 @@ import json
 import os
 import shutil
 import tempfile
+from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gender_cls.config import RunConfig
 from gender_cls.errors import UserError
 
 MODEL_FILE = "model.keras"
@@ -63,16 +65,98 @@ def metadata_path(model_path: str | Path) -> Path:
     return model_path.with_suffix(".json")
 
 
-def save_artifact(model, metadata: dict, model_path: str | Path) -> tuple[Path, Path]:
-    """Write the model and its metadata JSON beside it; returns both paths."""
+INPUT_SCALES = ("unit", "raw")  # pixels /255, or 0-255 as read
+INPUT_DESCRIPTION = "RGB pixels in [0, 255], float32 or uint8, shape (batch, size, size, 3)"
+
+
+@dataclass
+class ModelCard:
+    """What model.json says about a trained model: training writes it, everything else reads it.
+
+    class_names and image_size are required; a hand-written card beside a foreign model may leave
+    out the rest: pixels are then fed 0-255 ("raw"), stretched, and thresholded at 0.5.
+    """
+
+    class_names: list[str]
+    image_size: int
+    backbone: str = ""
+    input_scale: str = "raw"  # "raw": pixels 0-255 (preprocessing inside the model); "unit": /255
+    resize: str = "stretch"
+    threshold: float | None = None  # on P(class_names[1]); None: argmax (multi-class)
+    threshold_source: str = "model.json"
+    validation: dict = field(default_factory=dict)
+    epochs_trained: int | None = None
+    phase2_start_epoch: int | None = None
+    data: dict = field(default_factory=dict)
+    config: RunConfig | None = None  # the training run's options (None: not from training)
+    versions: dict[str, str] = field(default_factory=dict)
+    created: str = ""
+    exports: dict[str, dict] = field(default_factory=dict)  # format -> {file, ...}
+
+    @property
+    def binary(self) -> bool:
+        return len(self.class_names) == 2
+
+    def to_dict(self) -> dict:
+        """The JSON form, with two descriptive lines for people reading the file."""
+        raw = {f.name: getattr(self, f.name) for f in fields(self)}
+        raw["config"] = self.config.to_dict() if self.config else None
+        output = "sigmoid: probability of class_names[1]" if self.binary else "softmax"
+        return {**raw, "input": INPUT_DESCRIPTION, "output": output}
+
+    @classmethod
+    def from_dict(cls, raw: dict, source: str | Path = "model.json") -> ModelCard:
+        """Read a card; a missing required field or an unknown one is a UserError naming it."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(raw) - known - {"input", "output"})
+        if unknown:
+            raise UserError(f"{source}: unknown field(s) {', '.join(unknown)}; it was written by "
+                            "a newer gender_cls, so upgrade this one")  # fmt: skip
+        missing = [name for name in ("class_names", "image_size") if name not in raw]
+        if missing:
+            raise UserError(f"{source}: no {' or '.join(missing)}; a model's .json needs at least "
+                            '{"class_names": [...], "image_size": N}')  # fmt: skip
+        values = {name: raw[name] for name in known if name in raw}
+        if values.get("config") is not None:
+            try:
+                values["config"] = RunConfig.from_dict(values["config"])
+            except UserError as error:
+                raise UserError(f"{source}: {error}") from None
+        card = cls(**values)
+        card.class_names, card.image_size = list(card.class_names), int(card.image_size)
+        return card
+
+    @classmethod
+    def load(cls, path: str | Path) -> ModelCard:
+        return cls.from_dict(read_json(path), path)
+
+    def save(self, path: str | Path) -> Path:
+        write_json(self.to_dict(), path)
+        return Path(path)
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A resolved --model_path: the model file and its card (None for a bare model)."""
+
+    file: Path
+    card: ModelCard | None
+
+    @property
+    def card_path(self) -> Path:
+        return metadata_path(self.file)
+
+
+def save_artifact(model, card: ModelCard, model_path: str | Path) -> tuple[Path, Path]:
+    """Write the model and its card beside it; returns both paths."""
     saved = save_model(model, model_path)
-    meta = metadata_path(saved)
-    write_json(metadata, meta)
-    return saved, meta
+    return saved, card.save(metadata_path(saved))
 
 
-def resolve_model(model_path: str | Path) -> tuple[Path, dict | None]:
-    """(model file, metadata or None) for a run directory or a model file, with clear errors."""
+def resolve_model(model_path: str | Path | ModelRef) -> ModelRef:
+    """The model file and its card for a run directory or a model file, with clear errors."""
+    if isinstance(model_path, ModelRef):
+        return model_path
     path = Path(model_path)
     if path.is_dir():
         path = path / MODEL_FILE
@@ -86,7 +170,7 @@ def resolve_model(model_path: str | Path) -> tuple[Path, dict | None]:
     if path.suffix.lower() not in MODEL_SUFFIXES:
         raise UserError(f"{path}: not a model file; expected one of {', '.join(MODEL_SUFFIXES)}")
     meta = metadata_path(path)
-    return path, (read_json(meta) if meta.is_file() else None)
+    return ModelRef(path, ModelCard.load(meta) if meta.is_file() else None)
 
 
 def prepare_run_dir(run_dir: str | Path, overwrite: bool = False, resume: bool = False) -> Path:

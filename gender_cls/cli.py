@@ -16,10 +16,16 @@ from pathlib import Path
 
 import click
 
+from gender_cls.artifacts import INPUT_SCALES, ModelCard
 from gender_cls.config import (
+    AUGMENT_PLACEMENTS,
     BALANCE_CHOICES,
     FILL_MODES,
+    HEAD_CHOICES,
+    LOSSES,
     RESIZE_CHOICES,
+    STRATEGIES,
+    THRESHOLD_METRICS,
     AugmentConfig,
     DataConfig,
     ModelConfig,
@@ -28,7 +34,18 @@ from gender_cls.config import (
 )
 from gender_cls.errors import UserError
 
-CONTEXT = {"help_option_names": ["-h", "--help"], "show_default": True, "max_content_width": 100}
+
+def _dashes_as_underscores(token: str) -> str:
+    """--data-path and --data_path are one option (and so are dashed and underscored choices)."""
+    return token.replace("-", "_")
+
+
+CONTEXT = {
+    "help_option_names": ["-h", "--help"],
+    "show_default": True,
+    "max_content_width": 100,
+    "token_normalize_func": _dashes_as_underscores,
+}
 
 
 def quiet_tensorflow(verbose: bool, import_now: bool = True) -> None:
@@ -102,12 +119,6 @@ def _split_units(_ctx, _param, value: str | None) -> tuple[int, ...]:
         raise click.BadParameter("give comma-separated integers, e.g. 128,64") from None
 
 
-def _fine_tune_layers(_ctx, _param, value: str) -> str:
-    if value in ("auto", "all") or value.isdigit():
-        return value
-    raise click.BadParameter("give a number of layers, 'auto' or 'all'")
-
-
 def _explicit(ctx: click.Context, name: str) -> bool:
     source = ctx.get_parameter_source(name)
     return source not in (None, click.core.ParameterSource.DEFAULT)
@@ -125,14 +136,17 @@ def build_run_config(ctx: click.Context, options: dict) -> RunConfig:
     for section_name, section in sections.items():
         changes = {}
         for f in dataclasses.fields(section):
-            if f.name in options and (_explicit(ctx, f.name) or not options.get("config")):
+            if f.name not in options or (options[f.name] is None and f.default is not None):
+                continue  # not an option here, or not given (--data_path with --resume)
+            if _explicit(ctx, f.name) or not options.get("config"):
                 changes[f.name] = options[f.name]
         sections[section_name] = dataclasses.replace(section, **changes)
-    config = RunConfig(**sections)
     if options.get("epochs") is not None:  # --epochs N alone: the head phase only, like the seeds
-        config.train.head_epochs = options["epochs"]
-        if not _explicit(ctx, "fine_tune_epochs"):
-            config.train.fine_tune_epochs = 0
+        fine_tune = options["fine_tune_epochs"] if _explicit(ctx, "fine_tune_epochs") else 0
+        sections["train"] = dataclasses.replace(
+            sections["train"], head_epochs=options["epochs"], fine_tune_epochs=fine_tune
+        )
+    config = RunConfig(**sections)
     if options.get("no_augment"):
         config.augment = AugmentConfig.off()
     return config
@@ -153,12 +167,12 @@ def train_options(command):
     """Every training option, spelled as the seed scripts spell them (dashed forms too)."""
     d, a, m, t = DataConfig(), AugmentConfig(), ModelConfig(), TrainConfig()
     options = [
-        click.option("--data_path", "--data-path", "--data_dir", "--data-dir", "data_path",
+        click.option("--data_path", "--data_dir", "data_path",
                      type=click.Path(path_type=str),
                      help="Image folder: train/ val/ [test/] of <class>/ folders, or <class>/ folders."),
-        click.option("--output_dir", "--output-dir", "output_dir", default=None,
+        click.option("--output_dir", "output_dir", default=None,
                      help="Run directory to write [default: runs/<backbone>-<time>]."),
-        click.option("--output_model", "--output-model", "output_model", default=None,
+        click.option("--output_model", "output_model", default=None,
                      help="Also write the model here (.keras, or legacy .h5), with a .json beside."),
         click.option("--config", type=click.Path(exists=True, dir_okay=False),
                      help="Load options from a JSON file (as saved in a run's config.json)."),
@@ -167,14 +181,15 @@ def train_options(command):
         click.option("--weights", default=m.weights,
                      help="imagenet (downloads once), none (from scratch) or a local .h5 file."),
         click.option("--alpha", type=float, default=m.alpha, help="MobileNet width multiplier."),
-        click.option("--head", default=m.head, help="Head preset: mobilenet, resnet, vgg or auto."),
-        click.option("--head_units", "--head-units", "head_units", callback=_split_units,
-                     default="", help="Custom head: comma-separated Dense sizes, e.g. 128,64."),
-        click.option("--dropout", type=float, default=m.dropout, help="Dropout of a custom head."),
-        click.option("--image_size", "--image-size", "image_size", type=int, default=None,
+        click.option("--head", type=click.Choice(HEAD_CHOICES), default=m.head,
+                     help="Head preset; auto: the backbone's own (ignored with --head_units)."),
+        click.option("--head_units", "head_units", callback=_split_units,
+                     default="", help="A head of your own: comma-separated Dense sizes, e.g. 128,64."),
+        click.option("--dropout", type=float, default=m.dropout, help="Dropout after each Dense of --head_units."),
+        click.option("--image_size", "image_size", type=int, default=None,
                      help="Square input size [default: the backbone's, 224]."),
-        click.option("--batch_size", "--batch-size", "batch_size", type=int, default=d.batch_size),
-        click.option("--val_split", "--val-split", "val_split", type=float, default=d.val_split,
+        click.option("--batch_size", "batch_size", type=int, default=d.batch_size),
+        click.option("--val_split", "val_split", type=float, default=d.val_split,
                      help="Validation fraction when the data has no val/ folder."),
         click.option("--balance", type=click.Choice(BALANCE_CHOICES), default=d.balance,
                      help="Class imbalance: oversample or class_weight."),
@@ -184,26 +199,27 @@ def train_options(command):
         click.option("--seed", type=int, default=d.seed, help="Seeds Python, NumPy and TF."),
         click.option("--epochs", type=int, default=None,
                      help="Shorthand: train the head for N epochs, no fine-tuning."),
-        click.option("--head_epochs", "--head-epochs", "head_epochs", type=int,
+        click.option("--head_epochs", "head_epochs", type=int,
                      default=t.head_epochs, help="Phase 1: epochs with the base frozen."),
-        click.option("--fine_tune_epochs", "--fine-tune-epochs", "fine_tune_epochs", type=int,
+        click.option("--fine_tune_epochs", "fine_tune_epochs", type=int,
                      default=t.fine_tune_epochs, help="Phase 2: epochs with the last layers unfrozen."),
-        click.option("--fine_tune_layers", "--fine-tune-layers", "fine_tune_layers",
-                     default=t.fine_tune_layers, callback=_fine_tune_layers,
+        click.option("--fine_tune_layers", "fine_tune_layers",
+                     default=t.fine_tune_layers,
                      help="Layers of the base unfrozen in phase 2: N, auto or all (0 skips it)."),
         click.option("--lr", "--learning_rate", "lr", type=float, default=t.lr),
-        click.option("--fine_tune_lr", "--fine-tune-lr", "fine_tune_lr", type=float,
+        click.option("--fine_tune_lr", "fine_tune_lr", type=float,
                      default=t.fine_tune_lr),
-        click.option("--loss", type=click.Choice(["bce", "focal"]), default=t.loss),
-        click.option("--focal_alpha", "--focal-alpha", "focal_alpha", type=float,
+        click.option("--loss", type=click.Choice(LOSSES), default=t.loss,
+                     help="bce: binary/categorical cross-entropy; focal: Keras' focal loss."),
+        click.option("--focal_alpha", "focal_alpha", type=float,
                      default=t.focal_alpha),
-        click.option("--focal_gamma", "--focal-gamma", "focal_gamma", type=float,
+        click.option("--focal_gamma", "focal_gamma", type=float,
                      default=t.focal_gamma),
-        click.option("--label_smoothing", "--label-smoothing", "label_smoothing", type=float,
+        click.option("--label_smoothing", "label_smoothing", type=float,
                      default=t.label_smoothing),
         click.option("--patience", type=int, default=t.patience, help="EarlyStopping patience."),
-        click.option("--threshold_metric", "--threshold-metric", "threshold_metric",
-                     type=click.Choice(["f1", "balanced_accuracy", "youden"]),
+        click.option("--threshold_metric", "threshold_metric",
+                     type=click.Choice(THRESHOLD_METRICS),
                      default=t.threshold_metric, help="What the tuned decision threshold maximises."),
         click.option("--tensorboard/--no-tensorboard", default=t.tensorboard),
         click.option("--head_augment/--no-head_augment", "head_augment", default=t.head_augment,
@@ -213,32 +229,32 @@ def train_options(command):
                      default=t.mixed_precision,
                      help="mixed_float16 compute on a GPU (the output stays float32)."),
         click.option("--jit/--no-jit", default=t.jit, help="XLA-compile the training step."),
-        click.option("--strategy", type=click.Choice(["auto", "none", "mirrored", "multiworker"]),
+        click.option("--strategy", type=click.Choice(STRATEGIES),
                      default=t.strategy,
                      help="tf.distribute: auto mirrors over all GPUs when there are several; "
                           "--batch_size is per replica (multiworker: see README)."),
-        click.option("--augment_on", "--augment-on", "augment_on",
-                     type=click.Choice(["auto", "gpu", "cpu"]), default=t.augment_on,
+        click.option("--augment_on", "augment_on",
+                     type=click.Choice(AUGMENT_PLACEMENTS), default=t.augment_on,
                      help="Where augmentation runs: gpu (in the model, so the CPU only decodes), "
                           "cpu (OpenCV in the input pipeline); auto picks gpu when one is visible."),
-        click.option("--rotation_range", "--rotation-range", "rotation_range", type=float,
+        click.option("--rotation_range", "rotation_range", type=float,
                      default=a.rotation_range, help="Degrees."),
-        click.option("--zoom_range", "--zoom-range", "zoom_range", type=float, default=a.zoom_range),
-        click.option("--shear_range", "--shear-range", "shear_range", type=float,
+        click.option("--zoom_range", "zoom_range", type=float, default=a.zoom_range),
+        click.option("--shear_range", "shear_range", type=float,
                      default=a.shear_range, help="Degrees."),
-        click.option("--width_shift_range", "--width-shift-range", "width_shift_range", type=float,
+        click.option("--width_shift_range", "width_shift_range", type=float,
                      default=a.width_shift_range, help="Fraction of the width, or pixels if >= 1."),
-        click.option("--height_shift_range", "--height-shift-range", "height_shift_range",
+        click.option("--height_shift_range", "height_shift_range",
                      type=float, default=a.height_shift_range),
         click.option("--horizontal_flip/--no-horizontal_flip", "horizontal_flip",
                      default=a.horizontal_flip),
-        click.option("--brightness_range", "--brightness-range", "brightness_range", type=float,
+        click.option("--brightness_range", "brightness_range", type=float,
                      nargs=2, default=None, help="Brightness multiplier range, e.g. 0.8 1.2."),
-        click.option("--contrast_range", "--contrast-range", "contrast_range", type=float,
+        click.option("--contrast_range", "contrast_range", type=float,
                      default=a.contrast_range),
-        click.option("--fill_mode", "--fill-mode", "fill_mode", type=click.Choice(FILL_MODES),
+        click.option("--fill_mode", "fill_mode", type=click.Choice(FILL_MODES),
                      default=a.fill_mode),
-        click.option("--no_augment", "--no-augment", "no_augment", is_flag=True,
+        click.option("--no_augment", "no_augment", is_flag=True,
                      help="Turn every augmentation off."),
         click.option("--resume", is_flag=True,
                      help="Continue the interrupted run in --output_dir with its saved config."),
@@ -295,10 +311,7 @@ def train_command(ctx: click.Context, **options) -> None:
     if options["resume"] and not options["output_dir"]:
         raise UserError("--resume needs --output_dir, the run to continue")
     options["output_dir"] = options["output_dir"] or default_run_dir(options["backbone"])
-    try:
-        config = build_run_config(ctx, options)
-    except (ValueError, TypeError) as error:
-        raise UserError(f"bad option: {error}") from None
+    config = build_run_config(ctx, options)
 
     from gender_cls.training import train
 
@@ -309,18 +322,18 @@ def train_command(ctx: click.Context, **options) -> None:
         output_model=options["output_model"], verbose=progress,
     )  # fmt: skip
     if options["as_json"]:
-        click.echo(json.dumps(result.metadata, indent=2, default=str))
+        click.echo(json.dumps(result.card.to_dict(), indent=2, default=str))
         return
     click.echo(f"\ntrained in {time.perf_counter() - start:.0f}s; wrote:")
     for path in result.written:
         click.echo(f"  {path}")
-    click.echo(format_validation(result.metadata))
+    click.echo(format_validation(result.card))
 
 
-def format_validation(metadata: dict) -> str:
+def format_validation(card: ModelCard) -> str:
     """The validation metrics of a trained model as a few readable lines."""
-    report = metadata["validation"]
-    if metadata["threshold"] is None:
+    report = card.validation
+    if card.threshold is None:
         m = report["argmax"]
         return f"validation: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}"
     lines = []
@@ -330,7 +343,7 @@ def format_validation(metadata: dict) -> str:
             f"validation @ threshold {m['threshold']:.3f}: accuracy {m['accuracy']:.4f}  "
             f"balanced accuracy {m['balanced_accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}"
         )
-    lines.append(f"decision threshold {metadata['threshold']:.3f} ({metadata['threshold_source']})")
+    lines.append(f"decision threshold {card.threshold:.3f} ({card.threshold_source})")
     return "\n".join(lines)
 
 
@@ -340,17 +353,17 @@ def _split_classes(_ctx, _param, value: str | None) -> list[str] | None:
 
 def _model_options(command):
     options = [
-        click.option("--model_path", "--model-path", "--model", "model_path", required=True,
+        click.option("--model_path", "--model", "model_path", required=True,
                      help="Run directory, or a .keras/.h5/.tflite/.onnx file (with its .json beside, "
                           "or bare)."),
         click.option("--classes", callback=_split_classes, default=None,
                      help="Bare models only: class names in output order, e.g. female,male."),
-        click.option("--input_scale", "--input-scale", "input_scale",
-                     type=click.Choice(["unit", "raw"]), default=None,
+        click.option("--input_scale", "input_scale",
+                     type=click.Choice(INPUT_SCALES), default=None,
                      help="Bare models only: pixels /255 (unit) or 0-255 (raw).  [default: unit]"),
         click.option("--threshold", type=click.FloatRange(0, 1), default=None,
                      help="Decision threshold on P(second class) [default: the model's tuned one]."),
-        click.option("--batch_size", "--batch-size", "batch_size", type=int, default=32),
+        click.option("--batch_size", "batch_size", type=int, default=32),
         click.option("--backend", type=click.Choice(["auto", "keras", "tflite", "onnx"]),
                      default="auto", help="auto: the run's TFLite (else ONNX) export when there is "
                      "one (fast start, no TensorFlow), else the Keras model."),
@@ -367,9 +380,7 @@ def _model_options(command):
 @click.command("evaluate", context_settings=CONTEXT)
 @click.option(
     "--data_path",
-    "--data-path",
     "--data_dir",
-    "--data-dir",
     "--test_dir",
     "data_path",
     required=True,
@@ -377,21 +388,25 @@ def _model_options(command):
 )
 @click.option(
     "--output_dir",
-    "--output-dir",
     "output_dir",
     default="evaluation_results",
     help="Where the report, plots and misclassified images go.",
 )
 @click.option(
     "--tune_on",
-    "--tune-on",
     "tune_on",
     default=None,
     help="Re-tune the threshold on this labelled folder (never the test set) first.",
 )
 @click.option(
+    "--threshold_metric",
+    type=click.Choice(THRESHOLD_METRICS),
+    default=None,
+    show_default="the one the model was trained with",
+    help="What --tune_on maximises.",
+)
+@click.option(
     "--max_misclassified",
-    "--max-misclassified",
     "max_misclassified",
     type=int,
     default=None,
@@ -399,7 +414,7 @@ def _model_options(command):
 )
 @_model_options
 @handle_errors
-def evaluate_command(data_path, output_dir, tune_on, max_misclassified, model_path, classes,
+def evaluate_command(data_path, output_dir, tune_on, threshold_metric, max_misclassified, model_path, classes,
                      input_scale, threshold, batch_size, backend, mixed_precision, jit, as_json,
                      verbose) -> None:  # fmt: skip
     """Evaluate a trained model on a labelled test folder and write a full report.
@@ -414,8 +429,8 @@ def evaluate_command(data_path, output_dir, tune_on, max_misclassified, model_pa
 
     result = evaluate(
         model_path, data_path, classes=classes, input_scale=input_scale, threshold=threshold,
-        tune_on=tune_on, batch_size=batch_size, mixed_precision=mixed_precision, jit=jit,
-        backend=keras_if_asked(backend, mixed_precision, jit), verbose=progress_verbosity(as_json),
+        tune_on=tune_on, threshold_metric=threshold_metric, batch_size=batch_size,
+        mixed_precision=mixed_precision, jit=jit, backend=keras_if_asked(backend, mixed_precision, jit), verbose=progress_verbosity(as_json),
     )  # fmt: skip
     for line in result.assumptions:
         click.echo(f"assumed: {line}", err=True)
@@ -423,7 +438,7 @@ def evaluate_command(data_path, output_dir, tune_on, max_misclassified, model_pa
     if as_json:
         click.echo(json.dumps(result.metrics, indent=2))
         return
-    click.echo(Path(output_dir, "classification_report.txt").read_text())
+    click.echo(result.full_report())
     m = result.metrics
     summary = f"accuracy {m['accuracy']:.4f}  balanced accuracy {m['balanced_accuracy']:.4f}  "
     summary += f"macro-F1 {m['macro_f1']:.4f}"
@@ -439,7 +454,6 @@ def evaluate_command(data_path, output_dir, tune_on, max_misclassified, model_pa
 @click.command("predict", context_settings=CONTEXT)
 @click.option(
     "--image_path",
-    "--image-path",
     "--image",
     "image_paths",
     multiple=True,
@@ -448,7 +462,6 @@ def evaluate_command(data_path, output_dir, tune_on, max_misclassified, model_pa
 @click.argument("more_paths", nargs=-1)
 @click.option(
     "--top_k",
-    "--top-k",
     "top_k",
     type=int,
     default=1,
@@ -456,7 +469,6 @@ def evaluate_command(data_path, output_dir, tune_on, max_misclassified, model_pa
 )
 @click.option(
     "--save_dir",
-    "--save-dir",
     "save_dir",
     default=None,
     help="Write each image annotated with its label and confidence here.",
@@ -476,14 +488,15 @@ def predict_command(image_paths, more_paths, top_k, save_dir, model_path, classe
     if not paths:
         raise UserError("no images: pass --image_path FILE_OR_FOLDER")
     from gender_cls.artifacts import resolve_model
-    from gender_cls.inference import Predictor, exported_file
+    from gender_cls.inference import Predictor
+    from gender_cls.runners import exported_file
 
     backend = keras_if_asked(backend, mixed_precision, jit)
-    model_file, metadata = resolve_model(model_path)
-    quiet_tensorflow(verbose, import_now=exported_file(model_file, metadata, backend) is None)
+    model = resolve_model(model_path)
+    quiet_tensorflow(verbose, import_now=exported_file(model, backend) is None)
     setup_logging(verbose)
 
-    predictor = Predictor(model_path, classes=classes, input_scale=input_scale,
+    predictor = Predictor(model, classes=classes, input_scale=input_scale,
                           threshold=threshold, batch_size=batch_size, backend=backend,
                           mixed_precision=mixed_precision, jit=jit)  # fmt: skip
     for line in predictor.assumptions:
@@ -511,7 +524,6 @@ def predict_command(image_paths, more_paths, top_k, save_dir, model_path, classe
 @click.command("export", context_settings=CONTEXT)
 @click.option(
     "--model_path",
-    "--model-path",
     "--model",
     "model_path",
     required=True,

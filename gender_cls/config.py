@@ -1,20 +1,97 @@
-"""Dataclasses for every option, with the CLI's defaults; load and save as JSON."""
+"""Dataclasses for every option, with the CLI's defaults, checked when built; load and save as JSON.
+
+Each list of allowed values lives here and the CLI's choices import it, so a bad value fails the
+same way from the command line, a --config file or a resumed run: a UserError naming the option.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gender_cls.errors import UserError
+
 BALANCE_CHOICES = ("none", "oversample", "class_weight")
 RESIZE_CHOICES = ("stretch", "pad")
 FILL_MODES = ("nearest", "reflect", "wrap", "constant")
+# Head presets that reproduce the seed scripts: ("dense", units) or ("dropout", rate), after GAP.
+HEAD_PRESETS = {
+    "mobilenet": (("dense", 128), ("dropout", 0.3)),
+    "resnet": (("dropout", 0.5), ("dense", 128), ("dropout", 0.3), ("dense", 64)),
+    "vgg": (("dense", 256), ("dropout", 0.5)),
+}
+HEAD_CHOICES = ("auto", *HEAD_PRESETS)
+LOSSES = ("bce", "focal")
+THRESHOLD_METRICS = ("f1", "balanced_accuracy", "youden")
+STRATEGIES = ("auto", "none", "mirrored", "multiworker")
+AUGMENT_PLACEMENTS = ("auto", "gpu", "cpu")
+
+
+class _Checked:
+    """Coerces every field to its annotated type and runs `check()`, raising UserError."""
+
+    def __post_init__(self) -> None:
+        hints = typing.get_type_hints(type(self))
+        for f in dataclasses.fields(self):
+            setattr(self, f.name, _coerce(f.name, getattr(self, f.name), hints[f.name]))
+        self.check()
+
+    def check(self) -> None:
+        """Range and choice checks beyond the type (subclasses)."""
+
+    def _choice(self, name: str, allowed: tuple[str, ...]) -> None:
+        value = getattr(self, name)
+        if value not in allowed:
+            raise UserError(f"option {name}={value!r} is not allowed; choose one of: "
+                            f"{', '.join(allowed)}")  # fmt: skip
+
+    def _range(self, name: str, low: float, high: float | None = None, *, open_low=False,
+               open_high=False) -> None:  # fmt: skip
+        value = getattr(self, name)
+        too_low = value <= low if open_low else value < low
+        too_high = high is not None and (value >= high if open_high else value > high)
+        if too_low or too_high:
+            left, right = "(" if open_low else "[", ")" if open_high else "]"
+            bound = f"{left}{low}, {'inf' if high is None else high}{right}"
+            raise UserError(f"option {name}={value!r} is out of range; it must lie in {bound}")
+
+
+def _coerce(name: str, value: Any, hint: Any) -> Any:
+    """`value` as the annotated type (int, float, bool, str, tuples, optional), or a UserError."""
+    args = typing.get_args(hint)
+    if type(None) in args:
+        if value is None:
+            return None
+        hint = next(a for a in args if a is not type(None))
+        args = typing.get_args(hint)
+    try:
+        if typing.get_origin(hint) is tuple:
+            if isinstance(value, str):
+                raise ValueError("a list expected")
+            items = tuple(value)
+            if args[-1] is not Ellipsis and len(items) != len(args):
+                raise ValueError(f"{len(args)} values expected")
+            return tuple(_coerce(name, v, args[0]) for v in items)
+        if hint is bool and isinstance(value, bool):
+            return value
+        if hint is int and not isinstance(value, bool) and float(value) == int(float(value)):
+            return int(float(value))
+        if hint is float and not isinstance(value, bool | str):
+            return float(value)
+        if hint is str and isinstance(value, str | int) and not isinstance(value, bool):
+            return str(value)
+    except (TypeError, ValueError):
+        pass
+    expected = getattr(hint, "__name__", str(hint))
+    raise UserError(f"option {name}={value!r} has the wrong type; expected {expected}")
 
 
 @dataclass
-class AugmentConfig:
+class AugmentConfig(_Checked):
     """Augmentation ranges, named as in Keras' ImageDataGenerator."""
 
     rotation_range: float = 15.0  # degrees, drawn in [-r, r]
@@ -36,15 +113,22 @@ class AugmentConfig:
     def is_identity(self) -> bool:
         return self == dataclasses.replace(AugmentConfig.off(), fill_mode=self.fill_mode)
 
-    def __post_init__(self) -> None:
-        if self.brightness_range is not None:
-            self.brightness_range = tuple(float(v) for v in self.brightness_range)
-        if self.fill_mode not in FILL_MODES:
-            raise ValueError(f"fill_mode must be one of {FILL_MODES}, got {self.fill_mode!r}")
+    def check(self) -> None:
+        self._choice("fill_mode", FILL_MODES)
+        self._range("rotation_range", 0, 180)
+        self._range("zoom_range", 0, 1, open_high=True)
+        self._range("shear_range", 0, 90, open_high=True)
+        self._range("width_shift_range", 0)
+        self._range("height_shift_range", 0)
+        self._range("contrast_range", 0, 1, open_high=True)
+        low, high = self.brightness_range or (1.0, 1.0)
+        if not 0 < low <= high:
+            raise UserError(f"option brightness_range={self.brightness_range!r}: give two "
+                            "multipliers 0 < low <= high, e.g. 0.8 1.2")  # fmt: skip
 
 
 @dataclass
-class DataConfig:
+class DataConfig(_Checked):
     """Where the images are and how they are read, split, batched and balanced."""
 
     data_path: str = ""
@@ -56,32 +140,36 @@ class DataConfig:
     cache: bool = False
     seed: int = 42
 
-    def __post_init__(self) -> None:
-        if self.balance not in BALANCE_CHOICES:
-            raise ValueError(f"balance must be one of {BALANCE_CHOICES}, got {self.balance!r}")
-        if self.resize not in RESIZE_CHOICES:
-            raise ValueError(f"resize must be one of {RESIZE_CHOICES}, got {self.resize!r}")
-        if not 0.0 < self.val_split < 1.0:
-            raise ValueError(f"val_split must be between 0 and 1, got {self.val_split}")
+    def check(self) -> None:
+        self._choice("balance", BALANCE_CHOICES)
+        self._choice("resize", RESIZE_CHOICES)
+        self._range("val_split", 0, 1, open_low=True, open_high=True)
+        self._range("batch_size", 1)
+        if self.image_size is not None:
+            self._range("image_size", 32)
 
 
 @dataclass
-class ModelConfig:
+class ModelConfig(_Checked):
     """Backbone, weights and head of the classifier."""
 
     backbone: str = "mobilenetv2"
     weights: str = "imagenet"  # "imagenet", "none" or a path to a local weights file
     alpha: float = 1.0  # MobileNet width multiplier
-    head: str = "auto"  # a preset name, "auto" (the backbone's preset) or "custom"
-    head_units: tuple[int, ...] = ()
+    head: str = "auto"  # a preset name or "auto" (the backbone's preset); head_units wins
+    head_units: tuple[int, ...] = ()  # a head of your own: Dense sizes, each with `dropout`
     dropout: float = 0.3
 
-    def __post_init__(self) -> None:
-        self.head_units = tuple(int(u) for u in self.head_units)
+    def check(self) -> None:
+        self._choice("head", HEAD_CHOICES)
+        self._range("alpha", 0, open_low=True)
+        self._range("dropout", 0, 1, open_high=True)
+        if any(units < 1 for units in self.head_units):
+            raise UserError(f"option head_units={self.head_units!r}: sizes must be positive")
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(_Checked):
     """Two-phase fine-tuning schedule, loss and callbacks."""
 
     output_dir: str = "runs/latest"
@@ -90,18 +178,35 @@ class TrainConfig:
     fine_tune_layers: str = "auto"  # a number, "auto" (the backbone's default) or "all"
     lr: float = 1e-3
     fine_tune_lr: float = 1e-5
-    loss: str = "bce"  # "bce" or "focal"
+    loss: str = "bce"
     focal_alpha: float = 0.5
     focal_gamma: float = 1.5
     label_smoothing: float = 0.0
     patience: int = 5
-    threshold_metric: str = "f1"  # "f1", "balanced_accuracy" or "youden"
+    threshold_metric: str = "f1"
     tensorboard: bool = False
     head_augment: bool = True  # False: no augmentation in phase 1, so base features are cached
-    strategy: str = "auto"  # auto, none, mirrored or multiworker (tf.distribute)
+    strategy: str = "auto"  # tf.distribute
     mixed_precision: bool = False  # mixed_float16 on a GPU; ignored (with a warning) on a CPU
     jit: bool = False  # XLA-compile the training step
     augment_on: str = "auto"  # gpu: in the model on the accelerator; cpu: in tf.data; auto
+
+    def check(self) -> None:
+        if self.fine_tune_layers not in ("auto", "all") and not self.fine_tune_layers.isdigit():
+            raise UserError(f"option fine_tune_layers={self.fine_tune_layers!r} is not allowed; "
+                            "give a number of layers, 'auto' or 'all'")  # fmt: skip
+        self._range("head_epochs", 0)
+        self._range("fine_tune_epochs", 0)
+        self._range("lr", 0, open_low=True)
+        self._range("fine_tune_lr", 0, open_low=True)
+        self._choice("loss", LOSSES)
+        self._range("focal_alpha", 0, 1)
+        self._range("focal_gamma", 0)
+        self._range("label_smoothing", 0, 1, open_high=True)
+        self._range("patience", 0)
+        self._choice("threshold_metric", THRESHOLD_METRICS)
+        self._choice("strategy", STRATEGIES)
+        self._choice("augment_on", AUGMENT_PLACEMENTS)
 
 
 @dataclass
@@ -118,24 +223,23 @@ class RunConfig:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> RunConfig:
-        """Build from a dict; unknown keys are an error that names them."""
-        parts = {
-            "data": DataConfig,
-            "augment": AugmentConfig,
-            "model": ModelConfig,
-            "train": TrainConfig,
-        }
+        """Build from a dict; unknown keys and bad values are a UserError that names them."""
+        parts = {f.name: f.default_factory for f in dataclasses.fields(cls)}
+        if not isinstance(raw, dict):
+            raise UserError("a run config must be a JSON object with data/augment/model/train")
+        unknown = sorted(set(raw) - set(parts))
+        if unknown:
+            raise UserError(f"unknown config section(s): {', '.join(unknown)}; expected "
+                            f"{', '.join(parts)}")  # fmt: skip
         kwargs = {}
         for name, klass in parts.items():
             section = dict(raw.get(name, {}))
             known = {f.name for f in dataclasses.fields(klass)}
             unknown = sorted(set(section) - known)
             if unknown:
-                raise ValueError(f"unknown option(s) in '{name}': {', '.join(unknown)}")
+                raise UserError(f"unknown option(s) in config section '{name}': "
+                                f"{', '.join(unknown)}")  # fmt: skip
             kwargs[name] = klass(**section)
-        unknown = sorted(set(raw) - set(parts))
-        if unknown:
-            raise ValueError(f"unknown section(s): {', '.join(unknown)}")
         return cls(**kwargs)
 
     def save(self, path: str | Path) -> None:
@@ -143,4 +247,12 @@ class RunConfig:
 
     @classmethod
     def load(cls, path: str | Path) -> RunConfig:
-        return cls.from_dict(json.loads(Path(path).read_text()))
+        """Read a config.json; an unreadable file or a bad value names the file."""
+        try:
+            raw = json.loads(Path(path).read_text())
+        except (OSError, json.JSONDecodeError) as error:
+            raise UserError(f"{path}: cannot read this config ({error})") from None
+        try:
+            return cls.from_dict(raw)
+        except UserError as error:
+            raise UserError(f"{path}: {error}") from None

@@ -7,9 +7,6 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from gender_cls.data import list_images
-from gender_cls.images import read_image, resize_image
-
 # Class name -> number of counter-clockwise quarter turns applied to an upright image.
 DIRECTIONS = {"up": 0, "left": 1, "down": 2, "right": 3}
 SPLIT_FRACTIONS = (("train", 0.7), ("val", 0.15), ("test", 0.15))
@@ -44,19 +41,11 @@ def draw_scene(size: int, rng: np.random.Generator) -> np.ndarray:
     return image
 
 
-def _source_images(source_dir: str | Path, size: int) -> list[np.ndarray]:
-    paths = list_images(Path(source_dir))
-    if not paths:
-        raise ValueError(f"{source_dir}: no images found to build the direction dataset from")
-    return [resize_image(read_image(p), size) for p in paths]
-
-
 def make_direction_dataset(
     out_dir: str | Path,
     n_per_class: int = 200,
     size: int = 96,
     seed: int = 0,
-    source_dir: str | Path | None = None,
 ) -> Path:
     """Write out_dir/{train,val,test}/{up,down,left,right}/*.jpg by rotating upright images.
 
@@ -65,12 +54,7 @@ def make_direction_dataset(
     """
     out_dir = Path(out_dir)
     rng = np.random.default_rng(seed)
-    if source_dir is not None:
-        sources = _source_images(source_dir, size)
-        order = rng.permutation(len(sources))
-        uprights = [sources[order[i % len(sources)]] for i in range(n_per_class)]
-    else:
-        uprights = [draw_scene(size, rng) for _ in range(n_per_class)]
+    uprights = [draw_scene(size, rng) for _ in range(n_per_class)]
     bounds = np.cumsum([0] + [round(f * n_per_class) for _, f in SPLIT_FRACTIONS])
     bounds[-1] = n_per_class
     for (split, _), start, stop in zip(SPLIT_FRACTIONS, bounds[:-1], bounds[1:], strict=True):

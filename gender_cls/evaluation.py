@@ -14,7 +14,8 @@ from gender_cls import artifacts, plots
 from gender_cls.data import check_readable, labelled_folder
 from gender_cls.errors import UserError
 from gender_cls.inference import Predictor
-from gender_cls.thresholds import binary_metrics, threshold_sweep, tune_threshold
+from gender_cls.metrics import binary_metrics, compute_metrics, report_text
+from gender_cls.thresholds import threshold_sweep, tune_threshold
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,16 @@ class EvaluationResult:
     def binary(self) -> bool:
         return self.threshold is not None
 
+    def full_report(self) -> str:
+        """The decision rule, the classification report, and (binary) the report at 0.5."""
+        if self.binary:
+            text = f"threshold: {self.threshold:.4f} ({self.threshold_source})\n\n{self.report}"
+        else:
+            text = f"decision: the most probable class (argmax)\n\n{self.report}"
+        if self.report_at_half is not None:
+            text += f"\nfor comparison, at threshold 0.5:\n\n{self.report_at_half}"
+        return text
+
     def confidence(self) -> np.ndarray:
         """Probability of the predicted class for every image."""
         return self.probabilities[np.arange(len(self.y_pred)), self.y_pred]
@@ -58,52 +69,8 @@ def _labelled_predictions(predictor: Predictor, folder: str | Path, verbose: int
     return index, split, np.asarray(split.labels), probabilities
 
 
-def _report(y_true, y_pred, class_names) -> str:
-    from sklearn.metrics import classification_report
-
-    labels = list(range(len(class_names)))
-    return classification_report(
-        y_true, y_pred, labels=labels, target_names=class_names, digits=4, zero_division=0
-    )
-
-
-def compute_metrics(y_true, probabilities, y_pred, class_names) -> dict:
-    """Accuracy, balanced accuracy, macro F1, ROC AUC, average precision, per class, confusion."""
-    from sklearn import metrics
-
-    labels = list(range(len(class_names)))
-    per_class = metrics.classification_report(
-        y_true, y_pred, labels=labels, target_names=class_names, output_dict=True, zero_division=0
-    )
-    result = {
-        "accuracy": float(metrics.accuracy_score(y_true, y_pred)),
-        "balanced_accuracy": float(metrics.balanced_accuracy_score(y_true, y_pred)),
-        "macro_f1": float(metrics.f1_score(y_true, y_pred, average="macro", zero_division=0)),
-        "roc_auc": None,
-        "average_precision": None,
-        "per_class": {name: per_class[name] for name in class_names},
-        "confusion_matrix": metrics.confusion_matrix(y_true, y_pred, labels=labels).tolist(),
-        "counts": {name: int((y_true == i).sum()) for i, name in enumerate(class_names)},
-    }
-    if len(np.unique(y_true)) == len(class_names):  # AUC needs every class present
-        if len(class_names) == 2:
-            result["roc_auc"] = float(metrics.roc_auc_score(y_true, probabilities[:, 1]))
-            result["average_precision"] = float(
-                metrics.average_precision_score(y_true, probabilities[:, 1])
-            )
-        else:
-            onehot = np.eye(len(class_names))[y_true]
-            result["roc_auc"] = float(
-                metrics.roc_auc_score(y_true, probabilities, multi_class="ovr")
-            )
-            result["average_precision"] = float(
-                metrics.average_precision_score(onehot, probabilities, average="macro")
-            )
-    return result
-
-
 def evaluate(
-    model_path: str | Path,
+    model_path: str | Path | artifacts.ModelRef,
     data_dir: str | Path,
     *,
     classes: list[str] | None = None,
@@ -118,10 +85,11 @@ def evaluate(
     verbose: int = 0,
 ) -> EvaluationResult:
     """Predict every image of a labelled folder and measure the model on it."""
-    if classes is None and not artifacts.metadata_path(model_path).is_file():
+    model = artifacts.resolve_model(model_path)
+    if classes is None and model.card is None:
         classes = labelled_folder(data_dir).class_names  # a bare model: the folders' classes
     predictor = Predictor(
-        model_path, classes=classes, input_scale=input_scale, threshold=threshold,
+        model, classes=classes, input_scale=input_scale, threshold=threshold,
         batch_size=batch_size, backend=backend, mixed_precision=mixed_precision, jit=jit,
     )  # fmt: skip
     if tune_on is not None and predictor.binary:
@@ -141,10 +109,10 @@ def evaluate(
     at_half = None
     if predictor.binary:
         metrics["at_0.5"] = binary_metrics(y_true, probabilities[:, 1], 0.5)
-        at_half = _report(y_true, predictor.decide(probabilities, 0.5), names)
+        at_half = report_text(y_true, predictor.decide(probabilities, 0.5), names)
     return EvaluationResult(
         names, split.paths, y_true, probabilities, y_pred, predictor.threshold,
-        predictor.threshold_source, metrics, _report(y_true, y_pred, names), at_half,
+        predictor.threshold_source, metrics, report_text(y_true, y_pred, names), at_half,
         index.skipped, predictor.assumptions,
     )  # fmt: skip
 
@@ -153,9 +121,9 @@ def _tune(predictor: Predictor, tune_on, data_dir, metric: str | None, verbose: 
     """Re-tune the predictor's threshold on a labelled folder that is not the test folder."""
     if Path(tune_on).resolve() == Path(data_dir).resolve():
         raise UserError(f"{tune_on}: --tune_on must not be the test folder; use a validation set")
-    metric = metric or (predictor.metadata or {}).get("config", {}).get("train", {}).get(
-        "threshold_metric", "f1"
-    )
+    if metric is None:
+        config = predictor.model.card.config if predictor.model.card else None
+        metric = config.train.threshold_metric if config else "f1"
     _, _, y_true, probabilities = _labelled_predictions(predictor, tune_on, verbose)
     predictor.threshold = tune_threshold(y_true, probabilities[:, 1], metric)
     predictor.threshold_source = f"tuned on {tune_on} to maximise {metric}"
@@ -168,7 +136,9 @@ def write_outputs(
     """Write the report, metrics, predictions, plots and misclassified images; returns the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    written = [_write_report(result, out / "classification_report.txt")]
+    report = out / "classification_report.txt"
+    report.write_text(result.full_report())
+    written = [report]
     artifacts.write_json(result.metrics, out / "metrics.json")
     written.append(out / "metrics.json")
     written.append(_write_predictions(result, out / "predictions.csv"))
@@ -187,17 +157,6 @@ def write_outputs(
     if len(wrong):
         written.append(_contact_sheet(result, wrong[:36], out / "misclassified.png"))
     return written
-
-
-def _write_report(result: EvaluationResult, path: Path) -> Path:
-    if result.binary:
-        text = f"threshold: {result.threshold:.4f} ({result.threshold_source})\n\n{result.report}"
-    else:
-        text = f"decision: the most probable class (argmax)\n\n{result.report}"
-    if result.report_at_half is not None:
-        text += f"\nfor comparison, at threshold 0.5:\n\n{result.report_at_half}"
-    path.write_text(text)
-    return path
 
 
 def _write_predictions(result: EvaluationResult, path: Path) -> Path:

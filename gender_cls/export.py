@@ -43,23 +43,26 @@ def _sample_images(split_file: Path, size: int, resize: str, count: int) -> np.n
     return np.stack(images).astype(np.float32)
 
 
-def export_model(model_path: str | Path, fmt: str = "tflite", quantize: str | None = None) -> dict:
+def export_model(
+    model_path: str | Path | artifacts.ModelRef, fmt: str = "tflite", quantize: str | None = None
+) -> dict:
     """Write the exported model, check it against Keras, record it in model.json; returns the record."""
-    import keras
-
-    from gender_cls.inference import Predictor
+    from gender_cls.runners import load_keras_model, open_exported
 
     if fmt not in FORMATS:
         raise UserError(f"unknown format '{fmt}'; choose one of: {', '.join(FORMATS)}")
     if quantize and fmt != "tflite":
         raise UserError("--quantize works with --format tflite only")
-    predictor = Predictor(model_path, backend="keras")
-    if predictor.metadata is None:
-        raise UserError(f"{predictor.model_file}: export needs the model's .json beside it")
-    split_file = predictor.model_file.parent / artifacts.SPLIT_FILE
-    samples = _sample_images(split_file, predictor.image_size, predictor.resize, 32)
-    target = export_path(predictor.model_file, fmt, quantize)
-    model: keras.Model = predictor.runner.model
+    ref = artifacts.resolve_model(model_path)
+    if ref.card is None:
+        raise UserError(f"{ref.file}: export needs the model's .json beside it")
+    if ref.file.suffix.lower() in (".tflite", ".onnx"):
+        raise UserError(f"{ref.file}: already an export; pass the run directory or its .keras")
+    card = ref.card
+    split_file = ref.file.parent / artifacts.SPLIT_FILE
+    samples = _sample_images(split_file, card.image_size, card.resize, 32)
+    target = export_path(ref.file, fmt, quantize)
+    model = load_keras_model(ref.file)
     if fmt == "tflite":
         model.export(
             str(target), format="litert", verbose=False, **_quantize_options(quantize, samples)
@@ -75,11 +78,11 @@ def export_model(model_path: str | Path, fmt: str = "tflite", quantize: str | No
         model.export(str(target), format="tf_saved_model", verbose=False)
     record = {"file": target.name, "format": fmt, "quantize": quantize, "created": artifacts.now()}
     if fmt in ("tflite", "onnx"):
-        record["max_abs_diff_vs_keras"] = _compare(predictor, target, samples)
-    metadata = dict(predictor.metadata)
-    key = fmt if not quantize else f"{fmt}_{quantize}"
-    metadata.setdefault("exports", {})[key] = record
-    artifacts.write_json(metadata, artifacts.metadata_path(predictor.model_file))
+        exported_out = open_exported(target).predict(samples)
+        keras_out = model.predict(samples, verbose=0)
+        record["max_abs_diff_vs_keras"] = float(np.max(np.abs(keras_out - exported_out)))
+    card.exports[fmt if not quantize else f"{fmt}_{quantize}"] = record
+    card.save(ref.card_path)
     log.debug("exported %s (%s)", target, record)
     return record
 
@@ -102,12 +105,3 @@ def _quantize_options(quantize: str | None, samples: np.ndarray) -> dict:
 
         options["representative_dataset"] = representative
     return options
-
-
-def _compare(predictor, target: Path, samples: np.ndarray) -> float:
-    """Largest absolute difference between Keras' and the exported model's outputs."""
-    from gender_cls.exported import open_exported
-
-    keras_out = predictor.runner.predict(samples)
-    exported_out = open_exported(target).predict(samples)
-    return float(np.max(np.abs(keras_out - exported_out)))

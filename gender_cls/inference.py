@@ -9,13 +9,13 @@ from pathlib import Path
 
 import numpy as np
 
-from gender_cls.artifacts import resolve_model
+from gender_cls.artifacts import INPUT_SCALES, ModelRef, resolve_model
 from gender_cls.data import EXTENSIONS_HELP, list_images
 from gender_cls.errors import UserError
 from gender_cls.images import ImageReadError, load_image
+from gender_cls.runners import KerasRunner, open_runner
 
 log = logging.getLogger(__name__)
-INPUT_SCALES = ("unit", "raw")
 
 
 @dataclass
@@ -33,98 +33,6 @@ class Prediction:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
-class KerasRunner:
-    """A Keras model loaded for inference (compile=False: a custom training loss is not needed).
-
-    `mixed_precision` rebuilds a gender_cls model with mixed_float16 compute (on a GPU); `jit`
-    True/False turns XLA on/off (None: Keras decides, which means on with a GPU).
-    """
-
-    def __init__(
-        self,
-        path: Path,
-        batch_size: int = 32,
-        metadata: dict | None = None,
-        mixed_precision: bool = False,
-        jit: bool | None = None,
-    ):
-        import keras
-
-        try:
-            self.model = keras.saving.load_model(path, compile=False)
-        except Exception as error:  # corrupt zip/HDF5, unknown layers, wrong format: all the same
-            reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
-            raise UserError(
-                f"{path}: not a readable Keras model ({reason}); pass a model.keras/.h5 saved by "
-                "Keras or a run directory from train_model.py"
-            ) from None
-        if mixed_precision:
-            self.model = _mixed_precision_copy(self.model, path, metadata)
-        if jit is not None:
-            self.model.jit_compile = jit
-        self.batch_size = batch_size
-        shape = self.model.input_shape
-        self.input_shape = tuple(shape[0] if isinstance(shape, list) else shape)
-        self.output_units = int(self.model.output_shape[-1])
-
-    def predict(self, images, verbose: int = 0) -> np.ndarray:
-        return self.model.predict(images, batch_size=self.batch_size, verbose=verbose)
-
-
-def _mixed_precision_copy(model, path: Path, metadata: dict | None):
-    """The model rebuilt from its run's config with mixed_float16 compute and its weights."""
-    from gender_cls.config import ModelConfig
-    from gender_cls.models import copy_classifier
-
-    config = ((metadata or {}).get("config") or {}).get("model")
-    if config is None:
-        raise UserError(f"{path}: --mixed_precision needs a model trained by gender_cls (its "
-                        "model.json holds the architecture); leave it out for this model")  # fmt: skip
-    classes, size = len(metadata["class_names"]), int(metadata["image_size"])
-    return copy_classifier(model, ModelConfig(**config), classes, size, mixed=True)
-
-
-def exported_file(model_file: Path, metadata: dict | None, backend: str = "auto") -> Path | None:
-    """The exported model to run, else None (Keras): the file itself when it is an export; the
-    run's export of `backend` ("tflite"/"onnx"); with "auto", its TFLite or else ONNX export."""
-    from gender_cls.exported import EXPORT_RUNNERS
-
-    if model_file.suffix.lower() in EXPORT_RUNNERS:
-        return model_file
-    if backend == "keras":
-        return None
-    exports = (metadata or {}).get("exports") or {}
-    for fmt in ("tflite", "onnx") if backend == "auto" else (backend,):
-        record = exports.get(fmt)
-        if record and model_file.with_name(record["file"]).is_file():
-            return model_file.with_name(record["file"])
-        if backend == fmt:
-            raise UserError(
-                f"{model_file}: no {fmt} export; run gender-cls export --format {fmt} first"
-            )
-    return None
-
-
-def open_runner(
-    model_file: Path,
-    metadata: dict | None,
-    backend: str,
-    batch_size: int,
-    mixed_precision: bool = False,
-    jit: bool | None = None,
-):
-    """A LiteRT or onnxruntime runner for an exported model, else a KerasRunner."""
-    from gender_cls.exported import open_exported
-
-    exported = exported_file(model_file, metadata, backend)
-    if exported and (mixed_precision or jit is not None):
-        raise UserError(f"{exported}: --mixed_precision and --jit apply to the Keras model, not to "
-                        "an export; use --backend keras or leave them out")  # fmt: skip
-    if exported:
-        return open_exported(exported, batch_size)
-    return KerasRunner(model_file, batch_size, metadata, mixed_precision, jit)
-
-
 class Predictor:
     """A model with everything needed to turn pixels into labels.
 
@@ -135,7 +43,7 @@ class Predictor:
 
     def __init__(
         self,
-        model_path: str | Path,
+        model_path: str | Path | ModelRef,
         *,
         classes: list[str] | None = None,
         input_scale: str | None = None,
@@ -145,27 +53,23 @@ class Predictor:
         mixed_precision: bool = False,
         jit: bool | None = None,
     ):
-        self.model_file, self.metadata = resolve_model(model_path)
-        self.runner = open_runner(
-            self.model_file, self.metadata, backend, batch_size, mixed_precision, jit
-        )
-        self.batch_size = batch_size
-        self.assumptions: list[str] = []
-        meta = self.metadata or {}
-        outputs = self.runner.output_units
-        if meta:
-            self.class_names = list(meta["class_names"])
-            self.image_size = int(meta["image_size"])
-            self.input_scale = input_scale or meta.get("input_scale", "raw")
-            self.resize = meta.get("resize", "stretch")
-            self.threshold, self.threshold_source = (
-                meta.get("threshold"),
-                meta.get("threshold_source", "model.json"),
-            )
-        else:
-            self._assume_bare(classes, input_scale, outputs)
+        self.model = resolve_model(model_path)
+        self.model_file = self.model.file
         if input_scale is not None and input_scale not in INPUT_SCALES:
             raise UserError(f"--input_scale must be one of {INPUT_SCALES}, got {input_scale!r}")
+        self.runner = open_runner(self.model, backend, batch_size, mixed_precision, jit)
+        self.batch_size = batch_size
+        self.assumptions: list[str] = []
+        outputs = self.runner.output_units
+        card = self.model.card
+        if card:
+            self.class_names = card.class_names
+            self.image_size = card.image_size
+            self.input_scale = input_scale or card.input_scale
+            self.resize = card.resize
+            self.threshold, self.threshold_source = card.threshold, card.threshold_source
+        else:
+            self._assume_bare(classes, input_scale, outputs)
         expected = 1 if len(self.class_names) == 2 and outputs == 1 else len(self.class_names)
         if outputs != expected:
             raise UserError(
@@ -177,6 +81,8 @@ class Predictor:
             self.threshold, self.threshold_source = None, "argmax"
         elif threshold is not None:
             self.threshold, self.threshold_source = float(threshold), "given on the command line"
+        elif self.threshold is None:
+            self.threshold, self.threshold_source = 0.5, "default 0.5 (none in model.json)"
 
     def _assume_bare(self, classes, input_scale, outputs) -> None:
         if not classes:

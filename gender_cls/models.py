@@ -9,15 +9,9 @@ from pathlib import Path
 import keras
 
 from gender_cls.backbones import Backbone, get_backbone
-from gender_cls.config import ModelConfig
+from gender_cls.config import HEAD_PRESETS, ModelConfig
 from gender_cls.errors import UserError
 
-# Head presets that reproduce the seed scripts: ("dense", units) or ("dropout", rate), after GAP.
-HEAD_PRESETS = {
-    "mobilenet": (("dense", 128), ("dropout", 0.3)),
-    "resnet": (("dropout", 0.5), ("dense", 128), ("dropout", 0.3), ("dense", 64)),
-    "vgg": (("dense", 256), ("dropout", 0.5)),
-}
 SCRATCH_BN_MOMENTUM = 0.9
 log = logging.getLogger(__name__)
 
@@ -30,20 +24,22 @@ def head_spec(config: ModelConfig, backbone: Backbone) -> tuple[tuple[str, float
             for units in config.head_units
             for layer in (("dense", units), ("dropout", config.dropout))
         )
-    name = backbone.head if config.head in ("auto", "custom") else config.head
-    if name not in HEAD_PRESETS:
-        raise UserError(f"unknown head '{name}'; choose one of: {', '.join(HEAD_PRESETS)}, auto")
-    return HEAD_PRESETS[name]
+    return HEAD_PRESETS[backbone.head if config.head == "auto" else config.head]
 
 
 def from_scratch(config: ModelConfig) -> bool:
     return config.weights.lower() == "none"
 
 
+def check_weights_file(config: ModelConfig) -> None:
+    """A --weights that is neither imagenet nor none must be an existing file."""
+    path = config.weights
+    if path.lower() not in ("imagenet", "none") and not Path(path).is_file():
+        raise UserError(f"{path}: weights file not found; use --weights imagenet, none or a file")
+
+
 def load_base_weights(base: keras.Model, path: str) -> None:
     """Load a local .h5 / .weights.h5 file into the base; errors say what to pass instead."""
-    if not Path(path).is_file():
-        raise UserError(f"{path}: weights file not found; use --weights imagenet, none or a file")
     try:
         base.load_weights(path)
     except Exception as error:  # h5py and Keras raise many types for a bad file
@@ -61,6 +57,7 @@ def build_base(
     weights = "imagenet" if config.weights.lower() == "imagenet" and load_weights else None
     base = backbone.build(image_size, weights, config.alpha)
     if weights is None and not from_scratch(config) and load_weights:
+        check_weights_file(config)
         load_base_weights(base, config.weights)
     if from_scratch(config):
         for layer in base.layers:

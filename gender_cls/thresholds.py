@@ -1,27 +1,10 @@
-"""Decision thresholds for binary models: metrics at a threshold, and tuning one on labelled data."""
+"""Decision thresholds for binary models: the sweep over every threshold, and tuning one."""
 
 from __future__ import annotations
 
 import numpy as np
 
-THRESHOLD_METRICS = ("f1", "balanced_accuracy", "youden")
-
-
-def binary_metrics(y_true: np.ndarray, scores: np.ndarray, threshold: float) -> dict[str, float]:
-    """Accuracy, balanced accuracy, macro F1 and positive-class precision/recall/F1 at a threshold."""
-    from sklearn import metrics
-
-    y_true = np.asarray(y_true).astype(int).ravel()
-    y_pred = (np.asarray(scores).ravel() >= threshold).astype(int)
-    return {
-        "threshold": float(threshold),
-        "accuracy": float(metrics.accuracy_score(y_true, y_pred)),
-        "balanced_accuracy": float(metrics.balanced_accuracy_score(y_true, y_pred)),
-        "macro_f1": float(metrics.f1_score(y_true, y_pred, average="macro", zero_division=0)),
-        "precision": float(metrics.precision_score(y_true, y_pred, zero_division=0)),
-        "recall": float(metrics.recall_score(y_true, y_pred, zero_division=0)),
-        "f1": float(metrics.f1_score(y_true, y_pred, zero_division=0)),
-    }
+from gender_cls.config import THRESHOLD_METRICS
 
 
 def threshold_sweep(y_true: np.ndarray, scores: np.ndarray) -> dict[str, np.ndarray]:

@@ -14,11 +14,13 @@ import numpy as np
 from gender_cls import artifacts, plots
 from gender_cls.augment_layer import resolve_placement, with_augmentation
 from gender_cls.backbones import get_backbone
-from gender_cls.config import RunConfig, TrainConfig
+from gender_cls.config import AugmentConfig, RunConfig, TrainConfig
 from gender_cls.data import DatasetIndex, check_readable, class_weights, discover
 from gender_cls.distribute import make_strategy
+from gender_cls.metrics import binary_metrics, compute_metrics
 from gender_cls.models import (
     build_classifier,
+    check_weights_file,
     copy_classifier,
     freeze_base,
     from_scratch,
@@ -27,24 +29,39 @@ from gender_cls.models import (
     unfreeze_last,
 )
 from gender_cls.pipeline import make_dataset
-from gender_cls.thresholds import binary_metrics, tune_threshold
+from gender_cls.thresholds import tune_threshold
 
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class Phase:
+    """One fit() call: which layers train, for how long, at which learning rate."""
+
     name: str
     epochs: int
     lr: float
     unfreeze: int | str | None  # None: base frozen; "all" or a number of layers
+    train_batchnorm: bool = False  # True only from scratch: nothing pretrained to protect
+
+
+@dataclass
+class TrainingData:
+    """The split, the input size and the datasets a run trains on."""
+
+    index: DatasetIndex
+    image_size: int
+    batch_size: int  # global: per-replica batch x replicas
+    train_ds: object
+    val_ds: object
+    class_weights: dict[int, float] | None
 
 
 @dataclass
 class TrainingResult:
     run_dir: Path
     model_path: Path
-    metadata: dict
+    card: artifacts.ModelCard
     history: dict[str, list[float]]
     phase2_start: int | None
     written: list[Path] = field(default_factory=list)
@@ -54,7 +71,7 @@ def plan_phases(config: RunConfig) -> list[Phase]:
     """Head then fine-tuning for a pretrained base; one phase training everything from scratch."""
     t = config.train
     if from_scratch(config.model):
-        return [Phase("scratch", t.head_epochs + t.fine_tune_epochs, t.lr, "all")]
+        return [Phase("scratch", t.head_epochs + t.fine_tune_epochs, t.lr, "all", True)]
     phases = [Phase("head", t.head_epochs, t.lr, None)]
     layers = t.fine_tune_layers
     if layers == "auto":
@@ -77,8 +94,6 @@ def make_loss(t: TrainConfig, num_classes: int) -> keras.losses.Loss:
         return keras.losses.CategoricalFocalCrossentropy(
             alpha=t.focal_alpha, gamma=t.focal_gamma, label_smoothing=t.label_smoothing
         )
-    if t.loss != "bce":
-        raise ValueError(f"loss must be 'bce' or 'focal', got {t.loss!r}")
     if num_classes == 2:
         return keras.losses.BinaryCrossentropy(label_smoothing=t.label_smoothing)
     return keras.losses.CategoricalCrossentropy(label_smoothing=t.label_smoothing)
@@ -187,8 +202,8 @@ def _cached_head(
 def _prepare_layers(model: keras.Model, phase: Phase) -> None:
     if phase.unfreeze is None:
         freeze_base(model)
-    elif phase.name == "scratch":
-        get_base(model).trainable = True  # nothing pretrained to protect: BatchNorm trains too
+    elif phase.train_batchnorm:
+        get_base(model).trainable = True
     else:
         count = unfreeze_last(model, phase.unfreeze)
         log.info("fine-tuning: %d layers of the base unfrozen (BatchNorm stays frozen)", count)
@@ -218,8 +233,6 @@ def validation_report(model, index: DatasetIndex, val_ds, metric: str) -> dict:
             "at_0.5": binary_metrics(labels, scores, 0.5),
             "at_threshold": binary_metrics(labels, scores, threshold),
         }
-    from gender_cls.evaluation import compute_metrics
-
     metrics = compute_metrics(labels, scores, scores.argmax(axis=1), index.class_names)
     scalars = ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "average_precision")
     return {
@@ -238,45 +251,78 @@ def train(
     verbose: int | str = "auto",
 ) -> TrainingResult:
     """Train a classifier as `config` says and write the run directory; returns what it wrote."""
+    check_before_work(config)
     run_dir = artifacts.prepare_run_dir(config.train.output_dir, overwrite, resume)
     if resume:
         config = RunConfig.load(run_dir / artifacts.CONFIG_FILE)
     else:
         config.save(run_dir / artifacts.CONFIG_FILE)
+    keras.utils.set_random_seed(config.data.seed)
+    strategy = make_strategy(config.train.strategy)
+    augment_on = resolve_placement(config.train.augment_on, config.augment)
+    cpu_augment = config.augment if augment_on == "cpu" else None
+    data = prepare_data(config, run_dir, resume, strategy.num_replicas_in_sync, cpu_augment)
+    with precision_policy(config.train.mixed_precision), strategy.scope():
+        model = build_classifier(config.model, data.index.num_classes, data.image_size)
+        augmented = (
+            with_augmentation(model, config.augment, config.data.seed)
+            if augment_on == "gpu"
+            else model
+        )
+    epochs, phase2_start = fit_phases(model, augmented, data, config, run_dir, strategy, verbose)
+    card = make_card(model, data, config, epochs, phase2_start)
+    return write_run(model, card, data, config, run_dir, output_model, phase2_start)
+
+
+def check_before_work(config: RunConfig) -> None:
+    """Fail in the first second on what the dataclasses cannot check alone: the backbone name
+    and a local weights file."""
+    get_backbone(config.model.backbone)
+    check_weights_file(config.model)
+
+
+def prepare_data(
+    config: RunConfig, run_dir: Path, resume: bool, replicas: int, augment: AugmentConfig | None
+) -> TrainingData:
+    """Index and check the images; the training (augmented by `augment` in tf.data) and
+    validation datasets."""
     d = config.data
-    keras.utils.set_random_seed(d.seed)
     index = _load_index(config, run_dir, resume)
     log.info("data: %s\n%s", d.data_path, index.summary())
     image_size = d.image_size or get_backbone(config.model.backbone).default_size
-    strategy = make_strategy(config.train.strategy)
-    batch_size = d.batch_size * strategy.num_replicas_in_sync  # global batch
-    augment_on = resolve_placement(config.train.augment_on, config.augment)
-    with precision_policy(config.train.mixed_precision), strategy.scope():
-        model = build_classifier(config.model, index.num_classes, image_size)
-        augmented = (
-            with_augmentation(model, config.augment, d.seed) if augment_on == "gpu" else model
-        )
-    train_ds = make_dataset(
-        index.splits["train"], index.num_classes, image_size, batch_size, training=True,
-        augment=config.augment if augment_on == "cpu" else None,
-        oversample=d.balance == "oversample", resize=d.resize, cache=d.cache, seed=d.seed,
-    )  # fmt: skip
-    val_ds = make_dataset(
-        index.splits["val"], index.num_classes, image_size, batch_size, resize=d.resize,
-        cache=d.cache,
-    )  # fmt: skip
+    batch_size = d.batch_size * replicas
+    val_ds = make_dataset(index.splits["val"], index.num_classes, image_size, batch_size,
+                          resize=d.resize, cache=d.cache)  # fmt: skip
     weights = None
     if d.balance == "class_weight":
         weights = class_weights(index.splits["train"].labels, index.num_classes)
         log.info(
             "class weights: %s", {index.class_names[k]: round(v, 3) for k, v in weights.items()}
         )
+    train_ds = make_dataset(
+        index.splits["train"], index.num_classes, image_size, batch_size, training=True,
+        augment=augment, oversample=d.balance == "oversample", resize=d.resize, cache=d.cache,
+        seed=d.seed,
+    )  # fmt: skip
+    return TrainingData(index, image_size, batch_size, train_ds, val_ds, weights)
 
+
+def fit_phases(
+    model: keras.Model,
+    augmented: keras.Model,
+    data: TrainingData,
+    config: RunConfig,
+    run_dir: Path,
+    strategy,
+    verbose: int | str,
+) -> tuple[int, int | None]:
+    """Fit every planned phase, skipping those a resumed run finished; returns (epochs trained,
+    the epoch phase 2 started at or None)."""
     state_path = run_dir / artifacts.STATE_FILE
     state = artifacts.read_json(state_path) if state_path.is_file() else {"phases": {}}
-    phases = plan_phases(config)
+    num_classes = data.index.num_classes
     epoch, phase2_start = 0, None
-    for phase in phases:
+    for phase in plan_phases(config):
         if phase.name == "fine_tune":
             phase2_start = epoch
         done = state["phases"].get(phase.name)
@@ -286,23 +332,23 @@ def train(
             continue
         _prepare_layers(model, phase)
         start = time.perf_counter()
-        fit_model, fit_train, fit_val = augmented, train_ds, val_ds
+        fit_model, fit_train, fit_val = augmented, data.train_ds, data.val_ds
         cached = phase.name == "head" and not config.train.head_augment
         if cached:
             fit_model, fit_train, fit_val = _cached_head(
-                model, index, config, image_size, batch_size
+                model, data.index, config, data.image_size, data.batch_size
             )
         with strategy.scope():
             fit_model.compile(
                 optimizer=keras.optimizers.Adam(phase.lr),
-                loss=make_loss(config.train, index.num_classes),
-                metrics=make_metrics(index.num_classes),
+                loss=make_loss(config.train, num_classes),
+                metrics=make_metrics(num_classes),
                 jit_compile=config.train.jit,
             )
         history = fit_model.fit(
             fit_train, validation_data=fit_val, initial_epoch=epoch, epochs=epoch + phase.epochs,
             callbacks=make_callbacks(run_dir, phase, config.train, None if cached else model),
-            class_weight=weights, verbose=verbose, shuffle=False,
+            class_weight=data.class_weights, verbose=verbose, shuffle=False,
         )  # fmt: skip
         end_epoch = history.epoch[-1] + 1 if history.epoch else epoch + phase.epochs
         weights_file = f"checkpoints/{phase.name}.weights.h5"
@@ -311,38 +357,55 @@ def train(
         artifacts.write_json(state, state_path)
         _log_phase(phase, history.history, epoch, end_epoch, time.perf_counter() - start)
         epoch = end_epoch
+    return epoch, phase2_start
 
-    report = validation_report(model, index, val_ds, config.train.threshold_metric)
-    metadata = {
-        "class_names": index.class_names,
-        "image_size": image_size,
-        "input": "RGB pixels in [0, 255], float32 or uint8, shape (batch, size, size, 3)",
-        "input_scale": "raw",
-        "resize": d.resize,
-        "backbone": get_backbone(config.model.backbone).name,
-        "output": "sigmoid: probability of class_names[1]" if index.num_classes == 2 else "softmax",
-        "threshold": report["threshold"],
-        "threshold_source": report["threshold_source"],
-        "validation": report,
-        "epochs_trained": epoch,
-        "phase2_start_epoch": phase2_start,
-        "data": {"root": index.root, "layout": index.layout, "split_file": artifacts.SPLIT_FILE},
-        "config": config.to_dict(),
-        "versions": artifacts.package_versions(),
-        "created": artifacts.now(),
-    }
+
+def make_card(
+    model: keras.Model, data: TrainingData, config: RunConfig, epochs: int, phase2_start: int | None
+) -> artifacts.ModelCard:
+    """The model card of a trained model, with its validation metrics and tuned threshold."""
+    index = data.index
+    report = validation_report(model, index, data.val_ds, config.train.threshold_metric)
+    return artifacts.ModelCard(
+        class_names=index.class_names,
+        image_size=data.image_size,
+        backbone=get_backbone(config.model.backbone).name,
+        input_scale="raw",
+        resize=config.data.resize,
+        threshold=report["threshold"],
+        threshold_source=report["threshold_source"],
+        validation=report,
+        epochs_trained=epochs,
+        phase2_start_epoch=phase2_start,
+        data={"root": index.root, "layout": index.layout, "split_file": artifacts.SPLIT_FILE},
+        config=config,
+        versions=artifacts.package_versions(),
+        created=artifacts.now(),
+    )
+
+
+def write_run(
+    model: keras.Model,
+    card: artifacts.ModelCard,
+    data: TrainingData,
+    config: RunConfig,
+    run_dir: Path,
+    output_model: str | None,
+    phase2_start: int | None,
+) -> TrainingResult:
+    """Save the model and its card (and a copy at `output_model`), and plot the training curves."""
     if config.train.mixed_precision:  # save a float32 model: it runs anywhere, CPUs included
-        model = copy_classifier(model, config.model, index.num_classes, image_size)
-    model_path, meta_path = artifacts.save_artifact(model, metadata, run_dir / artifacts.MODEL_FILE)
-    written = [model_path, meta_path]
+        model = copy_classifier(model, config.model, data.index.num_classes, data.image_size)
+    model_path, card_path = artifacts.save_artifact(model, card, run_dir / artifacts.MODEL_FILE)
+    written = [model_path, card_path]
     if output_model:
-        written += list(artifacts.save_artifact(model, metadata, output_model))
+        written += list(artifacts.save_artifact(model, card, output_model))
     history = read_history(run_dir / artifacts.HISTORY_FILE)
     for metric in ("accuracy", "loss"):
         path = run_dir / "training_plots" / f"{metric}_curve.png"
         written.append(plots.training_curve(history, metric, path, phase2_start))
     written.append(run_dir / artifacts.HISTORY_FILE)
-    return TrainingResult(run_dir, model_path, metadata, history, phase2_start, written)
+    return TrainingResult(run_dir, model_path, card, history, phase2_start, written)
 
 
 def _log_phase(phase: Phase, history: dict, first: int, end: int, seconds: float) -> None:

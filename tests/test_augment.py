@@ -60,8 +60,17 @@ def test_zoom_out_by_two_shrinks_content():
 
 @pytest.mark.parametrize("fill_mode", ["nearest", "reflect", "wrap", "constant"])
 def test_fill_modes(fill_mode):
-    out = warp_image(random_image(), transform(16, angle_deg=30), fill_mode)
-    assert out.shape == (16, 16, 3) and out.dtype == np.uint8
+    """A shift by 3 px uncovers three columns at the right edge; each mode fills them its way."""
+    image = random_image()
+    out = warp_image(image, transform(16, shift_x=3), fill_mode)
+    expected = {
+        "nearest": image[:, [15, 15, 15]],  # the edge column repeated
+        "reflect": image[:, [15, 14, 13]],  # mirrored at the edge, edge included
+        "wrap": image[:, [0, 1, 2]],  # continued from the other side
+        "constant": np.zeros((16, 3, 3), np.uint8),
+    }[fill_mode]
+    np.testing.assert_array_equal(out[:, 13:], expected)
+    np.testing.assert_array_equal(out[:, :13], image[:, 3:])
 
 
 def test_identity_config_changes_nothing():

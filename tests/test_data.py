@@ -127,8 +127,13 @@ def test_class_weights_are_sklearn_balanced():
 
 
 def test_summary_lists_counts_per_class(split_tree):
-    summary = discover(split_tree).summary()
-    assert "female" in summary and "12" in summary and "total" in summary
+    rows = [line.split() for line in discover(split_tree).summary().splitlines()]
+    assert rows == [
+        ["class", "train", "val", "test"],
+        ["female", "12", "4", "4"],
+        ["male", "8", "4", "4"],
+        ["total", "20", "8", "8"],
+    ]
 
 
 @needs(FACES)

@@ -51,6 +51,7 @@ print(json.dumps({"epochs": len(result.history["loss"]), "replicas": tf.distribu
 """
 
 
+@pytest.mark.slow
 def test_mirrored_training_over_two_logical_cpus(two_class_data, tmp_path):
     out = subprocess.run(
         [sys.executable, "-c", MIRRORED_RUN, str(two_class_data), str(tmp_path / "run")],

@@ -31,6 +31,7 @@ def evaluated(trained_run, two_class_data, tmp_path_factory):
     return out, result.output
 
 
+@pytest.mark.slow
 def test_every_output_file_is_written_and_valid(evaluated):
     out, console = evaluated
     for name in ("confusion_matrix.png", "roc_curve.png", "pr_curve.png", "threshold_curve.png"):
@@ -48,6 +49,7 @@ def test_every_output_file_is_written_and_valid(evaluated):
     assert "accuracy" in console and "misclassified" in console
 
 
+@pytest.mark.slow
 def test_metrics_agree_with_sklearn_on_the_same_predictions(evaluated):
     out, _ = evaluated
     metrics = json.loads((out / "metrics.json").read_text())
@@ -63,6 +65,7 @@ def test_metrics_agree_with_sklearn_on_the_same_predictions(evaluated):
     assert [p == "male" for p in y_pred] == expected
 
 
+@pytest.mark.slow
 def test_misclassified_folder_holds_exactly_the_wrong_predictions(trained_run, two_class_data,
                                                                   tmp_path):  # fmt: skip
     result = evaluate(trained_run.run_dir, two_class_data / "test", threshold=0.99)
@@ -75,6 +78,7 @@ def test_misclassified_folder_holds_exactly_the_wrong_predictions(trained_run, t
     assert (tmp_path / "misclassified.png").is_file()
 
 
+@pytest.mark.slow
 def test_threshold_override_changes_predictions(trained_run, two_class_data):
     low = evaluate(trained_run.run_dir, two_class_data / "test", threshold=0.0)
     high = evaluate(trained_run.run_dir, two_class_data / "test", threshold=1.0)
@@ -82,6 +86,7 @@ def test_threshold_override_changes_predictions(trained_run, two_class_data):
     assert low.metrics["threshold_source"] == "given on the command line"
 
 
+@pytest.mark.slow
 def test_tune_on_uses_only_the_tuning_folder(trained_run, two_class_data, monkeypatch):
     seen = []
     original = Predictor.predict_files
@@ -101,6 +106,7 @@ def test_tune_on_uses_only_the_tuning_folder(trained_run, two_class_data, monkey
     assert "tuned on" in result.threshold_source
 
 
+@pytest.mark.slow
 def test_tune_on_the_test_folder_is_refused(trained_run, two_class_data):
     test = str(two_class_data / "test")
     args = ["--data_path", test, "--model_path", str(trained_run.run_dir), "--tune_on", test]
@@ -152,6 +158,7 @@ def test_bare_model_output_size_must_match_the_classes(bare_h5, two_class_data):
     assert result.exit_code == 2 and "1 output(s) but 3 classes" in result.output
 
 
+@pytest.mark.slow
 def test_class_name_mismatch_lists_both_sets(trained_run, two_class_data, tmp_path):
     test = tmp_path / "test"
     shutil.copytree(two_class_data / "test", test)
@@ -175,8 +182,20 @@ def test_missing_or_corrupt_model_is_one_line_exit_2(two_class_data, tmp_path, m
     assert "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_empty_test_folder_is_exit_2(trained_run, tmp_path):
     (tmp_path / "empty").mkdir()
     args = ["--data_path", str(tmp_path / "empty"), "--model_path", str(trained_run.run_dir)]
     result = CliRunner().invoke(evaluate_command, args)
     assert result.exit_code == 2 and "no class folders" in result.output
+
+
+@pytest.mark.slow
+def test_threshold_metric_picks_what_tune_on_maximises(trained_run, two_class_data, tmp_path):
+    args = ["--data_path", str(two_class_data / "test"), "--model_path", str(trained_run.run_dir),
+            "--tune-on", str(two_class_data / "val"), "--threshold-metric", "youden",
+            "--output_dir", str(tmp_path), "--json"]  # fmt: skip
+    result = CliRunner().invoke(evaluate_command, args)
+    assert result.exit_code == 0, result.output
+    source = json.loads(result.stdout)["threshold_source"]
+    assert source == f"tuned on {two_class_data / 'val'} to maximise youden"

@@ -15,6 +15,9 @@ from click.testing import CliRunner
 from gender_cls.cli import evaluate_command, export_command
 from gender_cls.inference import Predictor
 
+pytestmark = pytest.mark.slow  # every test here trains or exports a model
+
+
 REPO = Path(__file__).resolve().parents[1]
 
 

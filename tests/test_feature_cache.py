@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pytest
 from conftest import tiny_config
 
 from gender_cls import feature_cache
@@ -11,6 +12,8 @@ from gender_cls.config import ModelConfig
 from gender_cls.data import discover
 from gender_cls.models import build_classifier, freeze_base, get_base
 from gender_cls.training import _cached_head, train
+
+pytestmark = pytest.mark.slow  # every test here trains a model
 
 
 def test_head_on_features_is_the_full_model_and_shares_its_weights():
@@ -37,7 +40,7 @@ def test_cached_phase_one_then_fine_tuning(two_class_data, trained_run, tmp_path
     config.data.balance = "oversample"
     result = train(config, verbose=0)
     assert len(result.history["loss"]) == 4 and result.phase2_start == 3
-    assert result.metadata["validation"]["at_threshold"]["accuracy"] > 0.8  # a trained base
+    assert result.card.validation["at_threshold"]["accuracy"] > 0.8  # a trained base
 
 
 def test_cached_head_batches_with_the_global_batch(two_class_data, tmp_path):

@@ -14,6 +14,7 @@ from gender_cls.images import load_image
 from gender_cls.inference import Predictor
 
 
+@pytest.mark.slow
 def test_predict_one_file_prints_label_confidence_path(trained_run, two_class_data):
     image = sorted((two_class_data / "test" / "male").glob("*.png"))[0]
     result = CliRunner().invoke(predict_command, ["--image_path", str(image),
@@ -23,6 +24,7 @@ def test_predict_one_file_prints_label_confidence_path(trained_run, two_class_da
     assert label in ("female", "male") and confidence.endswith("%") and path == str(image)
 
 
+@pytest.mark.slow
 def test_predict_folder_and_mixed_list_with_a_corrupt_file(trained_run, two_class_data, tmp_path):
     broken = tmp_path / "broken.jpg"
     broken.write_bytes(b"not a jpeg")
@@ -40,12 +42,14 @@ def test_predict_folder_and_mixed_list_with_a_corrupt_file(trained_run, two_clas
     assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-5 for r in ok)
 
 
+@pytest.mark.slow
 def test_threshold_override_flips_labels(trained_run, two_class_data):
     folder = str(two_class_data / "test" / "female")
     predictor = Predictor(trained_run.run_dir, threshold=0.0)
     assert {p.label for p in predictor.predict_paths([folder])} == {"male"}
 
 
+@pytest.mark.slow
 def test_predict_arrays_matches_predict_paths(trained_run, two_class_data):
     paths = sorted((two_class_data / "test" / "male").glob("*.png"))[:3]
     predictor = Predictor(trained_run.run_dir)
@@ -55,6 +59,7 @@ def test_predict_arrays_matches_predict_paths(trained_run, two_class_data):
                                atol=1e-5)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_save_dir_writes_annotated_images(trained_run, two_class_data, tmp_path):
     image = sorted((two_class_data / "test" / "male").glob("*.png"))[0]
     args = ["--image_path", str(image), "--model_path", str(trained_run.run_dir),
@@ -65,6 +70,7 @@ def test_save_dir_writes_annotated_images(trained_run, two_class_data, tmp_path)
         assert annotated.size == Image.open(image).size
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("args, message", [
     (["--image_path", "/no/such.jpg"], "image not found"),
     ([], "no images"),
@@ -74,6 +80,7 @@ def test_bad_image_paths_exit_2(trained_run, args, message):
     assert result.exit_code == 2 and message in result.output
 
 
+@pytest.mark.slow
 def test_mixed_precision_and_jit_prediction_match_float32(trained_run, two_class_data, monkeypatch):
     import tensorflow as tf
 
@@ -91,6 +98,7 @@ def test_mixed_precision_and_jit_prediction_match_float32(trained_run, two_class
                                    atol=2e-2)  # fmt: skip
 
 
+@pytest.mark.slow
 def test_mixed_precision_needs_a_gender_cls_model(trained_run, tmp_path):
     from gender_cls.errors import UserError
 

@@ -7,10 +7,9 @@ import numpy as np
 import pytest
 
 from gender_cls.backbones import FIRST_CLASS, get_backbone
-from gender_cls.config import ModelConfig, TrainConfig
+from gender_cls.config import HEAD_PRESETS, ModelConfig, TrainConfig
 from gender_cls.errors import UserError
 from gender_cls.models import (
-    HEAD_PRESETS,
     build_base,
     build_classifier,
     freeze_base,
@@ -30,6 +29,7 @@ def tiny_batch(n=4, size=32, classes=2, seed=0):
     return x, y
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(FIRST_CLASS))
 def test_first_class_backbones_build_and_train_one_step(name):
     model = build_classifier(ModelConfig(backbone=name, **SMALL), 2, 32)

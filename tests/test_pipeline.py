@@ -71,11 +71,6 @@ def test_direction_dataset_layout(tmp_path):
     assert [len(index.splits[s]) for s in ("train", "val", "test")] == [56, 12, 12]
 
 
-def test_direction_dataset_from_source_images(split_tree, tmp_path):
-    root = make_direction_dataset(tmp_path / "d", 8, 16, 0, source_dir=split_tree / "train")
-    assert len(discover(root).splits["train"]) == 4 * 6
-
-
 @needs(FACES)
 def test_real_faces_flow_through_the_pipeline():
     index = discover(FACES)

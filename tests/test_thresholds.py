@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import balanced_accuracy_score, f1_score
 
-from gender_cls.thresholds import binary_metrics, threshold_sweep, tune_threshold
+from gender_cls.metrics import binary_metrics
+from gender_cls.thresholds import threshold_sweep, tune_threshold
 
 Y = np.array([0, 0, 0, 1, 1, 1])
 S = np.array([0.1, 0.2, 0.6, 0.4, 0.7, 0.9])

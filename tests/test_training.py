@@ -34,6 +34,7 @@ def test_phase_plan():
     assert [p.name for p in plan_phases(skipped)] == ["head"]
 
 
+@pytest.mark.slow
 def test_two_class_run_learns_and_writes_the_run_directory(trained_run):
     run = trained_run.run_dir
     for name in ("model.keras", "model.json", "history.csv", "config.json", "split.json",
@@ -47,6 +48,7 @@ def test_two_class_run_learns_and_writes_the_run_directory(trained_run):
     assert len(read_history(run / "history.csv")["loss"]) == 8
 
 
+@pytest.mark.slow
 def test_saved_run_model_predicts_raw_pixels(trained_run, two_class_data):
     model = keras.saving.load_model(trained_run.run_dir / "model.keras")
     from gender_cls.images import load_image
@@ -56,6 +58,7 @@ def test_saved_run_model_predicts_raw_pixels(trained_run, two_class_data):
     assert (model.predict(pixels, verbose=0) > 0.5).mean() >= 0.75
 
 
+@pytest.mark.slow
 def test_two_phases_with_a_local_pretrained_base_augmenting_in_the_model(
     two_class_data, tmp_path, trained_run
 ):
@@ -80,6 +83,7 @@ def test_two_phases_with_a_local_pretrained_base_augmenting_in_the_model(
     assert (tmp_path / "models" / "model_new.json").is_file()
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_and_completes(two_class_data, tmp_path):
     run = tmp_path / "killed"
     args = [sys.executable, str(REPO / "train_model.py"), "--data_path", str(two_class_data),
@@ -126,6 +130,7 @@ def test_bad_input_is_one_line_and_exit_code_2(two_class_data, tmp_path, extra, 
     assert "Traceback" not in result.output
 
 
+@pytest.mark.slow
 def test_output_dir_holding_another_run_is_refused(trained_run, two_class_data):
     args = ["--data_path", str(two_class_data), "--output_dir", str(trained_run.run_dir), *TINY]
     result = CliRunner().invoke(train_command, args)
@@ -133,6 +138,7 @@ def test_output_dir_holding_another_run_is_refused(trained_run, two_class_data):
     assert "already holds a run" in result.output and "--overwrite" in result.output
 
 
+@pytest.mark.slow
 def test_fine_tune_layers_larger_than_the_base(two_class_data, tmp_path):
     config = tiny_config(two_class_data, tmp_path / "r", head_epochs=1, fine_tune_epochs=1,
                          fine_tune_layers="5000")  # fmt: skip

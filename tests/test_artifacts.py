@@ -1,0 +1,70 @@
+"""The model card (model.json) and the resolution of --model_path."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from gender_cls.artifacts import ModelCard, ModelRef, resolve_model
+from gender_cls.config import RunConfig
+from gender_cls.errors import UserError
+
+
+def test_card_round_trips_through_json(tmp_path):
+    card = ModelCard(["female", "male"], 96, backbone="MobileNetV2", threshold=0.42,
+                     config=RunConfig(), exports={"tflite": {"file": "model.tflite"}})  # fmt: skip
+    path = card.save(tmp_path / "model.json")
+    raw = json.loads(path.read_text())
+    assert raw["output"].startswith("sigmoid") and raw["input"].startswith("RGB pixels")
+    assert ModelCard.load(path) == card
+
+
+def test_a_minimal_hand_written_card_gets_the_documented_defaults(tmp_path):
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps({"class_names": ["a", "b", "c"], "image_size": "64"}))
+    card = ModelCard.load(path)
+    assert card.image_size == 64 and not card.binary
+    assert (card.input_scale, card.resize, card.threshold, card.config) == (
+        "raw",
+        "stretch",
+        None,
+        None,
+    )
+
+
+@pytest.mark.parametrize("raw, message", [
+    ({"image_size": 64}, "no class_names; a model's .json needs at least"),
+    ({"class_names": ["a", "b"], "image_size": 64, "temperature": 1.5},
+     "unknown field(s) temperature; it was written by a newer gender_cls"),
+    ({"class_names": ["a", "b"], "image_size": 64, "config": {"train": {"loss": "mse"}}},
+     "loss='mse' is not allowed"),
+])  # fmt: skip
+def test_a_bad_card_is_a_user_error_naming_the_file(tmp_path, raw, message):
+    path = tmp_path / "model.json"
+    path.write_text(json.dumps(raw))
+    with pytest.raises(UserError) as error:
+        ModelCard.load(path)
+    assert str(error.value).startswith(str(path)) and message in str(error.value)
+
+
+def test_resolve_model_finds_the_card_of_a_run_and_of_a_file(tmp_path):
+    (tmp_path / "model.keras").write_bytes(b"")
+    ModelCard(["a", "b"], 32).save(tmp_path / "model.json")
+    (tmp_path / "other.h5").write_bytes(b"")
+    ref = resolve_model(tmp_path)
+    assert ref.file == tmp_path / "model.keras" and ref.card.class_names == ["a", "b"]
+    assert resolve_model(ref) is ref  # resolved once, handed on
+    assert resolve_model(tmp_path / "other.h5") == ModelRef(tmp_path / "other.h5", None)
+
+
+@pytest.mark.parametrize("name, message", [
+    ("missing.keras", "model not found"),
+    ("notes.txt", "not a model file"),
+    ("empty_dir", "no model.keras in this folder"),
+])  # fmt: skip
+def test_resolve_model_errors(tmp_path, name, message):
+    (tmp_path / "notes.txt").write_text("x")
+    (tmp_path / "empty_dir").mkdir()
+    with pytest.raises(UserError, match=message):
+        resolve_model(tmp_path / name)
