@@ -122,7 +122,8 @@ def _tune(predictor: Predictor, tune_on, data_dir, metric: str | None, verbose: 
     if Path(tune_on).resolve() == Path(data_dir).resolve():
         raise UserError(f"{tune_on}: --tune_on must not be the test folder; use a validation set")
     if metric is None:
-        config = predictor.model.card.config if predictor.model.card else None
+        card = predictor.model_ref.card
+        config = card.config if card else None
         metric = config.train.threshold_metric if config else "f1"
     _, _, y_true, probabilities = _labelled_predictions(predictor, tune_on, verbose)
     predictor.threshold = tune_threshold(y_true, probabilities[:, 1], metric)

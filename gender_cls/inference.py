@@ -53,15 +53,15 @@ class Predictor:
         mixed_precision: bool = False,
         jit: bool | None = None,
     ):
-        self.model = resolve_model(model_path)
-        self.model_file = self.model.file
+        self.model_ref = resolve_model(model_path)
+        self.model_file = self.model_ref.file
         if input_scale is not None and input_scale not in INPUT_SCALES:
             raise UserError(f"--input_scale must be one of {INPUT_SCALES}, got {input_scale!r}")
-        self.runner = open_runner(self.model, backend, batch_size, mixed_precision, jit)
+        self.runner = open_runner(self.model_ref, backend, batch_size, mixed_precision, jit)
         self.batch_size = batch_size
         self.assumptions: list[str] = []
         outputs = self.runner.output_units
-        card = self.model.card
+        card = self.model_ref.card
         if card:
             self.class_names = card.class_names
             self.image_size = card.image_size

@@ -251,11 +251,12 @@ def train(
     verbose: int | str = "auto",
 ) -> TrainingResult:
     """Train a classifier as `config` says and write the run directory; returns what it wrote."""
-    check_before_work(config)
-    run_dir = artifacts.prepare_run_dir(config.train.output_dir, overwrite, resume)
     if resume:
+        run_dir = artifacts.prepare_run_dir(config.train.output_dir, resume=True)
         config = RunConfig.load(run_dir / artifacts.CONFIG_FILE)
-    else:
+    check_before_work(config)
+    if not resume:
+        run_dir = artifacts.prepare_run_dir(config.train.output_dir, overwrite)
         config.save(run_dir / artifacts.CONFIG_FILE)
     keras.utils.set_random_seed(config.data.seed)
     strategy = make_strategy(config.train.strategy)
