@@ -24,12 +24,18 @@ def annotate(rgb, text: str):
 
 
 def save_annotated(predictions, out_dir: str | Path) -> list[Path]:
-    """Save each predicted image with "label 97.3%" drawn on it, as PNG named after the input."""
+    """Save each predicted image with "label 97.3%" (and the face box, with a face crop) drawn
+    on it, as PNG named after the input."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for p in predictions:
         target = out / f"{Path(p.path).stem}_{p.label}.png"
-        cv2.imwrite(str(target), annotate(read_image(p.path), f"{p.label} {p.confidence:.1%}"))
+        rgb = read_image(p.path)
+        if p.face_box:  # the face the prediction was made on
+            x0, y0, x1, y1 = (round(v) for v in p.face_box)
+            thickness = max(2, rgb.shape[1] // 150)
+            rgb = cv2.rectangle(rgb.copy(), (x0, y0), (x1, y1), (0, 255, 0), thickness)
+        cv2.imwrite(str(target), annotate(rgb, f"{p.label} {p.confidence:.1%}"))
         written.append(target)
     return written

@@ -6,12 +6,12 @@ import json
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gender_cls.config import RunConfig
+from gender_cls.config import FaceCrop, RunConfig
 from gender_cls.errors import UserError
 
 MODEL_FILE = "model.keras"
@@ -20,8 +20,9 @@ CONFIG_FILE = "config.json"
 STATE_FILE = "state.json"
 SPLIT_FILE = "split.json"
 HISTORY_FILE = "history.csv"
+NO_FACE_FILE = "no_face_found.txt"  # images the face crop found no face in
 RUN_ENTRIES = (MODEL_FILE, META_FILE, CONFIG_FILE, STATE_FILE, SPLIT_FILE, HISTORY_FILE,
-               "training_plots", "checkpoints", "logs")  # fmt: skip
+               NO_FACE_FILE, "training_plots", "checkpoints", "logs")  # fmt: skip
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".tflite", ".onnx")
 
 
@@ -92,6 +93,7 @@ class ModelCard:
     versions: dict[str, str] = field(default_factory=dict)
     created: str = ""
     exports: dict[str, dict] = field(default_factory=dict)  # format -> {file, ...}
+    face_crop: FaceCrop | None = None  # set: every image is face-cropped before prediction
 
     @property
     def binary(self) -> bool:
@@ -101,6 +103,7 @@ class ModelCard:
         """The JSON form, with two descriptive lines for people reading the file."""
         raw = {f.name: getattr(self, f.name) for f in fields(self)}
         raw["config"] = self.config.to_dict() if self.config else None
+        raw["face_crop"] = asdict(self.face_crop) if self.face_crop else None
         output = "sigmoid: probability of class_names[1]" if self.binary else "softmax"
         return {**raw, "input": INPUT_DESCRIPTION, "output": output}
 
@@ -122,6 +125,11 @@ class ModelCard:
                 values["config"] = RunConfig.from_dict(values["config"])
             except UserError as error:
                 raise UserError(f"{source}: {error}") from None
+        if values.get("face_crop") is not None:
+            try:
+                values["face_crop"] = FaceCrop(**values["face_crop"])
+            except TypeError:
+                raise UserError(f"{source}: face_crop must be {{detector, margin}}") from None
         card = cls(**values)
         card.class_names, card.image_size = list(card.class_names), int(card.image_size)
         return card

@@ -1,4 +1,5 @@
-"""Augmentation: one composed affine warp per image, then brightness and contrast.
+"""Augmentation: one composed affine warp per image, then brightness and contrast, then the
+colour, grey, blur and JPEG changes real photos vary in.
 
 The ranges mean what they mean in Keras' ImageDataGenerator, so `rotation_range=20,
 zoom_range=0.2, ...` carries over one to one. The per-image work runs in OpenCV (it releases
@@ -65,6 +66,30 @@ def adjust_photometric(image: np.ndarray, config: AugmentConfig, rng) -> np.ndar
     return cv2.addWeighted(image, gain, image, 0.0, bias)
 
 
+def adjust_colour(image: np.ndarray, config: AugmentConfig, rng) -> np.ndarray:
+    """Saturation and hue jitter, grey, blur and JPEG re-encoding, each drawn only when set."""
+    if config.saturation_range or config.hue_range:
+        hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV).astype(np.float32)  # H in [0, 180)
+        if config.hue_range:
+            hsv[..., 0] = (hsv[..., 0] + rng.uniform(-config.hue_range, config.hue_range) / 2) % 180
+        if config.saturation_range:
+            s = config.saturation_range
+            hsv[..., 1] = np.clip(hsv[..., 1] * rng.uniform(1.0 - s, 1.0 + s), 0, 255)
+        image = cv2.cvtColor(hsv.astype(np.uint8), cv2.COLOR_HSV2RGB)
+    if config.grayscale_probability and rng.uniform() < config.grayscale_probability:
+        image = np.repeat(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None], 3, axis=2)
+    if config.blur_sigma:
+        sigma = rng.uniform(0.0, config.blur_sigma)
+        if sigma > 0.2:
+            image = cv2.GaussianBlur(image, (0, 0), sigma)
+    if config.jpeg_quality:
+        quality = int(rng.integers(config.jpeg_quality, 96))
+        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
+        _, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
+        image = cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    return image
+
+
 def _resize_matrix(height: int, width: int, size: int) -> np.ndarray:
     """3x3 map from a size x size output grid to a height x width source (pixel centres aligned)."""
     sx, sy = width / size, height / size
@@ -98,7 +123,8 @@ def augment_image(
             full = np.vstack([matrix, [0.0, 0.0, 1.0]])
             matrix = (_resize_matrix(height, width, size) @ full)[:2].astype(np.float32)
         image = warp_image(image, matrix, config.fill_mode, (size, size))
-    return adjust_photometric(image, config, rng)
+    image = adjust_photometric(image, config, rng)
+    return adjust_colour(image, config, rng) if config.has_photo_effects else image
 
 
 def augment_op(config: AugmentConfig):

@@ -18,6 +18,7 @@ from keras import ops
 
 from gender_cls.affine import affine_coefficients, has_geometry, shift_pixels
 from gender_cls.config import AugmentConfig
+from gender_cls.errors import UserError
 
 log = logging.getLogger(__name__)
 PLACEMENTS = ("auto", "gpu", "cpu")
@@ -29,6 +30,12 @@ def resolve_placement(placement: str, augment: AugmentConfig) -> str:
         raise ValueError(f"augment_on must be one of {PLACEMENTS}, got {placement!r}")
     if augment.is_identity:
         return "cpu"  # nothing to place: the CPU only decodes
+    if augment.has_photo_effects:
+        if placement == "gpu":
+            raise UserError("--saturation_range, --hue_range, --grayscale_probability, "
+                            "--blur_sigma and --jpeg_quality run in the input pipeline only; "
+                            "use --augment_on cpu or auto")  # fmt: skip
+        placement = "cpu"
     import tensorflow as tf
 
     has_gpu = bool(tf.config.list_physical_devices("GPU"))

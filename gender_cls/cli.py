@@ -20,10 +20,15 @@ from gender_cls.artifacts import INPUT_SCALES, ModelCard
 from gender_cls.config import (
     AUGMENT_PLACEMENTS,
     BALANCE_CHOICES,
+    FACE_DETECTORS,
+    FACE_FALLBACKS,
     FILL_MODES,
     HEAD_CHOICES,
     LOSSES,
+    MONITORS,
+    OPTIMIZERS,
     RESIZE_CHOICES,
+    SCHEDULES,
     STRATEGIES,
     THRESHOLD_METRICS,
     AugmentConfig,
@@ -196,6 +201,19 @@ def train_options(command):
         click.option("--resize", type=click.Choice(RESIZE_CHOICES), default=d.resize,
                      help="stretch: plain resize; pad: keep the aspect ratio and pad."),
         click.option("--cache/--no-cache", default=d.cache, help="Keep decoded images in memory."),
+        click.option("--face_crop/--no-face_crop", default=d.face_crop,
+                     help="Detect, align and crop the face of every image first; the model then "
+                          "crops faces itself in evaluation and prediction."),
+        click.option("--face_detector", type=click.Choice(FACE_DETECTORS), default=d.face_detector,
+                     help="blazeface (LiteRT, fast, no TensorFlow) or mtcnn (TensorFlow)."),
+        click.option("--face_margin", type=float, default=d.face_margin,
+                     help="Context kept around the aligned face, a share of its size per side."),
+        click.option("--face_fallback", type=click.Choice(FACE_FALLBACKS),
+                     default=d.face_fallback,
+                     help="No face found: use the whole image (listed in no_face_found.txt) or "
+                          "skip it."),
+        click.option("--face_cache", default=None, show_default="RUN/face_cache",
+                     help="Folder for the aligned crops (detection runs once per image)."),
         click.option("--seed", type=int, default=d.seed, help="Seeds Python, NumPy and TF."),
         click.option("--epochs", type=int, default=None,
                      help="Shorthand: train the head for N epochs, no fine-tuning."),
@@ -209,6 +227,22 @@ def train_options(command):
         click.option("--lr", "--learning_rate", "lr", type=float, default=t.lr),
         click.option("--fine_tune_lr", "fine_tune_lr", type=float,
                      default=t.fine_tune_lr),
+        click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=t.optimizer,
+                     help="sgd uses Nesterov momentum 0.9."),
+        click.option("--weight_decay", type=float, default=None,
+                     show_default="the optimizer's Keras default (AdamW 0.004, else none)"),
+        click.option("--schedule", type=click.Choice(SCHEDULES), default=t.schedule,
+                     help="plateau: halve the LR when the monitored value stalls; cosine: "
+                          "linear warm-up, then cosine decay to 0 over each phase."),
+        click.option("--warmup_epochs", type=int, default=t.warmup_epochs,
+                     help="Warm-up of the cosine schedule."),
+        click.option("--ema/--no-ema", default=t.ema,
+                     help="Validate and keep an exponential moving average of the weights."),
+        click.option("--mixup", type=float, default=t.mixup,
+                     help="MixUp alpha on each training batch (0 turns it off), e.g. 0.2."),
+        click.option("--monitor", type=click.Choice(MONITORS), default=t.monitor,
+                     help="What EarlyStopping, ReduceLROnPlateau and best.keras watch; auto: "
+                          "val_accuracy from scratch, val_loss when fine-tuning."),
         click.option("--loss", type=click.Choice(LOSSES), default=t.loss,
                      help="bce: binary/categorical cross-entropy; focal: Keras' focal loss."),
         click.option("--focal_alpha", "focal_alpha", type=float,
@@ -254,6 +288,16 @@ def train_options(command):
                      default=a.contrast_range),
         click.option("--fill_mode", "fill_mode", type=click.Choice(FILL_MODES),
                      default=a.fill_mode),
+        click.option("--saturation_range", type=float, default=a.saturation_range,
+                     help="Colour saturation factor drawn in [1 - s, 1 + s]."),
+        click.option("--hue_range", type=float, default=a.hue_range,
+                     help="Hue shift drawn in [-h, h] degrees."),
+        click.option("--grayscale_probability", type=float, default=a.grayscale_probability,
+                     help="Share of training images turned grey."),
+        click.option("--blur_sigma", type=float, default=a.blur_sigma,
+                     help="Gaussian blur with sigma drawn in [0, b] pixels."),
+        click.option("--jpeg_quality", type=int, default=a.jpeg_quality,
+                     help="Re-encode as JPEG with quality drawn in [q, 95]; 0 turns it off."),
         click.option("--no_augment", "no_augment", is_flag=True,
                      help="Turn every augmentation off."),
         click.option("--resume", is_flag=True,
@@ -371,6 +415,9 @@ def _model_options(command):
                      help="Keras model on a GPU: mixed_float16 compute (implies --backend keras)."),
         click.option("--jit/--no-jit", default=None, show_default="Keras decides: on with a GPU",
                      help="Keras model: XLA on or off (either implies --backend keras)."),
+        click.option("--face_crop/--no-face_crop", default=None,
+                     show_default="as the model was trained",
+                     help="Crop and align the face of each image first (BlazeFace)."),
         click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout."),
         click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's own logging."),
     ]  # fmt: skip
@@ -412,10 +459,29 @@ def _model_options(command):
     default=None,
     help="Copy only the N most confident mistakes [default: all].",
 )
+@click.option(
+    "--face_fallback",
+    type=click.Choice(FACE_FALLBACKS),
+    default="full",
+    help="With a face crop, an image without a face: use it whole, or report it apart.",
+)
+@click.option(
+    "--groups",
+    default=None,
+    help="Per-group report: a CSV (image path or file name, then attribute columns, with a "
+    "header) or 'utkface' (age band and race from age_gender_race_date.jpg names).",
+)
+@click.option(
+    "--face_cache",
+    default=None,
+    show_default="~/.cache/gender_cls/faces",
+    help="Folder for the aligned crops.",
+)
 @_model_options
 @handle_errors
-def evaluate_command(data_path, output_dir, tune_on, threshold_metric, max_misclassified, model_path, classes,
-                     input_scale, threshold, batch_size, backend, mixed_precision, jit, as_json,
+def evaluate_command(data_path, output_dir, tune_on, threshold_metric, max_misclassified,
+                     face_fallback, groups, face_cache, model_path, classes, input_scale, threshold,
+                     batch_size, backend, mixed_precision, jit, face_crop, as_json,
                      verbose) -> None:  # fmt: skip
     """Evaluate a trained model on a labelled test folder and write a full report.
 
@@ -430,7 +496,9 @@ def evaluate_command(data_path, output_dir, tune_on, threshold_metric, max_miscl
     result = evaluate(
         model_path, data_path, classes=classes, input_scale=input_scale, threshold=threshold,
         tune_on=tune_on, threshold_metric=threshold_metric, batch_size=batch_size,
-        mixed_precision=mixed_precision, jit=jit, backend=keras_if_asked(backend, mixed_precision, jit), verbose=progress_verbosity(as_json),
+        backend=keras_if_asked(backend, mixed_precision, jit), mixed_precision=mixed_precision,
+        jit=jit, face_crop=face_crop, face_fallback=face_fallback, face_cache=face_cache,
+        groups=groups, verbose=progress_verbosity(as_json),
     )  # fmt: skip
     for line in result.assumptions:
         click.echo(f"assumed: {line}", err=True)
@@ -445,6 +513,10 @@ def evaluate_command(data_path, output_dir, tune_on, threshold_metric, max_miscl
     if m["roc_auc"] is not None:
         summary += f"  ROC AUC {m['roc_auc']:.4f}"
     click.echo(summary)
+    if "groups" in m:
+        from gender_cls.fairness import format_report
+
+        click.echo("\n" + format_report(m["groups"], result.class_names))
     wrong = len(result.misclassified())
     click.echo(f"{wrong} of {len(result.paths)} misclassified; wrote:")
     for path in written:
@@ -476,7 +548,7 @@ def evaluate_command(data_path, output_dir, tune_on, threshold_metric, max_miscl
 @_model_options
 @handle_errors
 def predict_command(image_paths, more_paths, top_k, save_dir, model_path, classes, input_scale,
-                    threshold, batch_size, backend, mixed_precision, jit, as_json,
+                    threshold, batch_size, backend, mixed_precision, jit, face_crop, as_json,
                     verbose) -> None:  # fmt: skip
     """Predict the class of images (files or folders) with a trained model.
 
@@ -498,7 +570,8 @@ def predict_command(image_paths, more_paths, top_k, save_dir, model_path, classe
 
     predictor = Predictor(model, classes=classes, input_scale=input_scale,
                           threshold=threshold, batch_size=batch_size, backend=backend,
-                          mixed_precision=mixed_precision, jit=jit)  # fmt: skip
+                          mixed_precision=mixed_precision, jit=jit,
+                          face_crop=face_crop)  # fmt: skip
     for line in predictor.assumptions:
         click.echo(f"assumed: {line}", err=True)
     results = predictor.predict_paths(paths)
@@ -516,9 +589,19 @@ def predict_command(image_paths, more_paths, top_k, save_dir, model_path, classe
                 ranked = sorted(r.probabilities.items(), key=lambda kv: -kv[1])[:top_k]
                 click.echo("  ".join(f"{n} {p:6.1%}" for n, p in ranked) + f"  {r.path}")
             else:
-                click.echo(f"{r.label}  {r.confidence:6.1%}  {r.path}")
+                click.echo(f"{r.label}  {r.confidence:6.1%}  {r.path}{_face_note(r)}")
     if any(r.error for r in results):
         raise SystemExit(1)
+
+
+def _face_note(prediction) -> str:
+    """'  face at x0,y0-x1,y1' or '  no face found: whole image' with a face crop, else ''."""
+    if prediction.face_found is None:
+        return ""
+    if not prediction.face_found:
+        return "  no face found: whole image used"
+    x0, y0, x1, y1 = (round(v) for v in prediction.face_box)
+    return f"  face at {x0},{y0}-{x1},{y1}"
 
 
 @click.command("export", context_settings=CONTEXT)
@@ -557,10 +640,44 @@ def export_command(model_path, fmt, quantize, verbose) -> None:
     click.echo(line)
 
 
+@click.command("crop-faces", context_settings=CONTEXT)
+@click.argument("src", type=click.Path(path_type=str))
+@click.argument("dst", type=click.Path(path_type=str))
+@click.option("--size", type=click.IntRange(16), default=224, help="Side of each square crop.")
+@click.option("--face_detector", type=click.Choice(FACE_DETECTORS), default="blazeface")
+@click.option("--face_margin", type=click.FloatRange(0, 1), default=0.25,
+              help="Context kept around the aligned face, a share of its size per side.")  # fmt: skip
+@click.option("--face_fallback", type=click.Choice(FACE_FALLBACKS), default="full",
+              help="No face found: write the whole image resized, or nothing.")  # fmt: skip
+@click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's own logging.")
+@handle_errors
+def crop_faces_command(src, dst, size, face_detector, face_margin, face_fallback, verbose) -> None:
+    """Write the aligned face of every image under SRC to the same place under DST (PNG).
+
+    \b
+    gender-cls crop-faces photos/ photos_faces/ --size 224
+    """
+    quiet_tensorflow(verbose, import_now=face_detector == "mtcnn")
+    setup_logging(verbose)
+    from gender_cls.config import FaceCrop
+    from gender_cls.faces import crop_tree
+
+    start = time.perf_counter()
+    report = crop_tree(src, dst, FaceCrop(face_detector, face_margin), size, face_fallback)
+    seconds = time.perf_counter() - start
+    total = report.found + len(report.no_face) + len(report.unreadable)
+    click.echo(f"{report.summary()}; {total / seconds:.1f} images/s; wrote {dst}")
+    for path, reason in report.unreadable:
+        click.echo(f"error  {path}: cannot read image ({reason})", err=True)
+    if report.unreadable:
+        raise SystemExit(1)
+
+
 @click.group(context_settings=CONTEXT)
 def main() -> None:
     """gender_cls: train, evaluate and use image classifiers."""
 
 
-for command in (train_command, evaluate_command, predict_command, export_command):
+for command in (train_command, evaluate_command, predict_command, export_command,
+                crop_faces_command):  # fmt: skip
     main.add_command(command)

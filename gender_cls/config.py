@@ -29,6 +29,11 @@ LOSSES = ("bce", "focal")
 THRESHOLD_METRICS = ("f1", "balanced_accuracy", "youden")
 STRATEGIES = ("auto", "none", "mirrored", "multiworker")
 AUGMENT_PLACEMENTS = ("auto", "gpu", "cpu")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("plateau", "cosine")  # ReduceLROnPlateau, or warm-up then cosine decay per step
+MONITORS = ("auto", "val_loss", "val_accuracy")  # auto: val_accuracy from scratch, else val_loss
+FACE_DETECTORS = ("blazeface", "mtcnn")
+FACE_FALLBACKS = ("full", "skip")  # no face found: use the whole image, or leave the image out
 
 
 class _Checked:
@@ -103,6 +108,12 @@ class AugmentConfig(_Checked):
     brightness_range: tuple[float, float] | None = None  # multiplier, e.g. (0.8, 1.2)
     contrast_range: float = 0.0  # contrast factor drawn in [1 - c, 1 + c]
     fill_mode: str = "nearest"
+    # What real photos vary in besides light; these run in the input pipeline (OpenCV) only.
+    saturation_range: float = 0.0  # colour saturation factor drawn in [1 - s, 1 + s]
+    hue_range: float = 0.0  # hue shift drawn in [-h, h] degrees
+    grayscale_probability: float = 0.0  # share of images turned grey
+    blur_sigma: float = 0.0  # Gaussian blur, sigma drawn in [0, b] pixels of the output
+    jpeg_quality: int = 0  # 0: off; else re-encode as JPEG with quality drawn in [q, 95]
 
     @classmethod
     def off(cls) -> AugmentConfig:
@@ -113,6 +124,12 @@ class AugmentConfig(_Checked):
     def is_identity(self) -> bool:
         return self == dataclasses.replace(AugmentConfig.off(), fill_mode=self.fill_mode)
 
+    @property
+    def has_photo_effects(self) -> bool:
+        """Saturation, hue, grey, blur or JPEG: the changes only the input pipeline makes."""
+        return any((self.saturation_range, self.hue_range, self.grayscale_probability,
+                    self.blur_sigma, self.jpeg_quality))  # fmt: skip
+
     def check(self) -> None:
         self._choice("fill_mode", FILL_MODES)
         self._range("rotation_range", 0, 180)
@@ -121,10 +138,24 @@ class AugmentConfig(_Checked):
         self._range("width_shift_range", 0)
         self._range("height_shift_range", 0)
         self._range("contrast_range", 0, 1, open_high=True)
+        self._range("saturation_range", 0, 1)
+        self._range("hue_range", 0, 180)
+        self._range("grayscale_probability", 0, 1)
+        self._range("blur_sigma", 0, 10)
+        if self.jpeg_quality:
+            self._range("jpeg_quality", 1, 95)
         low, high = self.brightness_range or (1.0, 1.0)
         if not 0 < low <= high:
             raise UserError(f"option brightness_range={self.brightness_range!r}: give two "
                             "multipliers 0 < low <= high, e.g. 0.8 1.2")  # fmt: skip
+
+
+@dataclass(frozen=True)
+class FaceCrop:
+    """What a face crop does, as model.json records it: the detector and the context kept."""
+
+    detector: str = "blazeface"
+    margin: float = 0.25
 
 
 @dataclass
@@ -139,9 +170,21 @@ class DataConfig(_Checked):
     resize: str = "stretch"  # "stretch" (plain resize) or "pad" (keep aspect, pad)
     cache: bool = False
     seed: int = 42
+    face_crop: bool = False  # detect, align and crop the face of every image (faces.py)
+    face_detector: str = "blazeface"
+    face_margin: float = 0.25  # context around the aligned face, a share of its template box
+    face_fallback: str = "full"
+    face_cache: str | None = None  # where aligned crops are kept [default: RUN/face_cache]
+
+    def face(self) -> FaceCrop | None:
+        """What the face crop does, or None when it is off."""
+        return FaceCrop(self.face_detector, self.face_margin) if self.face_crop else None
 
     def check(self) -> None:
         self._choice("balance", BALANCE_CHOICES)
+        self._choice("face_detector", FACE_DETECTORS)
+        self._choice("face_fallback", FACE_FALLBACKS)
+        self._range("face_margin", 0, 1)
         self._choice("resize", RESIZE_CHOICES)
         self._range("val_split", 0, 1, open_low=True, open_high=True)
         self._range("batch_size", 1)
@@ -178,6 +221,13 @@ class TrainConfig(_Checked):
     fine_tune_layers: str = "auto"  # a number, "auto" (the backbone's default) or "all"
     lr: float = 1e-3
     fine_tune_lr: float = 1e-5
+    optimizer: str = "adam"
+    weight_decay: float | None = None  # None: the optimizer's Keras default (AdamW: 0.004)
+    schedule: str = "plateau"
+    warmup_epochs: int = 1  # cosine schedule: linear warm-up to the learning rate first
+    ema: bool = False  # keep an exponential moving average of the weights, validate and save it
+    mixup: float = 0.0  # MixUp alpha (Keras' MixUp layer on each training batch); 0: off
+    monitor: str = "auto"  # what EarlyStopping, ReduceLROnPlateau and best.keras watch
     loss: str = "bce"
     focal_alpha: float = 0.5
     focal_gamma: float = 1.5
@@ -199,6 +249,13 @@ class TrainConfig(_Checked):
         self._range("fine_tune_epochs", 0)
         self._range("lr", 0, open_low=True)
         self._range("fine_tune_lr", 0, open_low=True)
+        self._choice("optimizer", OPTIMIZERS)
+        if self.weight_decay is not None:
+            self._range("weight_decay", 0, 1)
+        self._choice("schedule", SCHEDULES)
+        self._range("warmup_epochs", 0)
+        self._range("mixup", 0, 1)
+        self._choice("monitor", MONITORS)
         self._choice("loss", LOSSES)
         self._range("focal_alpha", 0, 1)
         self._range("focal_gamma", 0)

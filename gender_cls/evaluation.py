@@ -5,14 +5,16 @@ from __future__ import annotations
 import csv
 import logging
 import shutil
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from gender_cls import artifacts, plots
-from gender_cls.data import check_readable, labelled_folder
+from gender_cls.data import DatasetIndex, check_readable, labelled_folder
 from gender_cls.errors import UserError
+from gender_cls.faces import CropCache, CropReport, crop_split, default_cache_dir
+from gender_cls.fairness import format_report, group_table, load_groups
 from gender_cls.inference import Predictor
 from gender_cls.metrics import binary_metrics, compute_metrics, report_text
 from gender_cls.thresholds import threshold_sweep, tune_threshold
@@ -36,6 +38,7 @@ class EvaluationResult:
     report_at_half: str | None
     skipped: list[tuple[str, str]] = field(default_factory=list)
     assumptions: list[str] = field(default_factory=list)
+    faces: CropReport | None = None  # what the face crop found, when there was one
 
     @property
     def binary(self) -> bool:
@@ -49,6 +52,11 @@ class EvaluationResult:
             text = f"decision: the most probable class (argmax)\n\n{self.report}"
         if self.report_at_half is not None:
             text += f"\nfor comparison, at threshold 0.5:\n\n{self.report_at_half}"
+        if self.faces is not None:
+            text += f"\nface crop: {self.faces.summary()}"
+            if self.faces.fallback == "skip" and self.faces.no_face:
+                text += " and not in the figures above (no face)"
+            text += "\n"
         return text
 
     def confidence(self) -> np.ndarray:
@@ -61,12 +69,30 @@ class EvaluationResult:
         return wrong[np.argsort(-self.confidence()[wrong], kind="stable")]
 
 
-def _labelled_predictions(predictor: Predictor, folder: str | Path, verbose: int):
+@dataclass
+class LabelledPredictions:
+    """A labelled folder predicted: its original paths, labels and probabilities, and what the
+    face crop found (None without one)."""
+
+    index: DatasetIndex
+    paths: list[str]
+    y_true: np.ndarray
+    probabilities: np.ndarray
+    faces: CropReport | None
+
+
+def _labelled_predictions(
+    predictor: Predictor, folder: str | Path, verbose: int, faces: CropCache | None, fallback: str
+) -> LabelledPredictions:
     index = check_readable(labelled_folder(folder, predictor.class_names))
-    split = index.splits["test"]
+    split, report = index.splits["test"], None
+    if faces is not None:
+        split, report = crop_split(split, faces, fallback)
+        log.info("face crop: %s", report.summary())
     log.info("predicting %d images in %s", len(split), folder)
     probabilities = predictor.predict_files(split.paths, verbose=verbose)
-    return index, split, np.asarray(split.labels), probabilities
+    paths = report.sources if report else split.paths
+    return LabelledPredictions(index, paths, np.asarray(split.labels), probabilities, report)
 
 
 def evaluate(
@@ -82,19 +108,34 @@ def evaluate(
     backend: str = "auto",
     mixed_precision: bool = False,
     jit: bool | None = None,
+    face_crop: bool | None = None,
+    face_fallback: str = "full",
+    face_cache: str | Path | None = None,
+    groups: str | None = None,
     verbose: int = 0,
 ) -> EvaluationResult:
-    """Predict every image of a labelled folder and measure the model on it."""
+    """Predict every image of a labelled folder and measure the model on it; a model trained
+    with a face crop is evaluated on aligned faces unless `face_crop` is False. `groups`
+    ("utkface" or a CSV file) adds per-group metrics."""
+    if groups not in (None, "utkface") and not Path(groups).is_file():
+        raise UserError(f"{groups}: groups file not found; pass a CSV (path, attributes...) or "
+                        "utkface")  # fmt: skip
     model = artifacts.resolve_model(model_path)
     if classes is None and model.card is None:
         classes = labelled_folder(data_dir).class_names  # a bare model: the folders' classes
     predictor = Predictor(
         model, classes=classes, input_scale=input_scale, threshold=threshold,
         batch_size=batch_size, backend=backend, mixed_precision=mixed_precision, jit=jit,
+        face_crop=face_crop,
     )  # fmt: skip
+    faces = None
+    if predictor.face_crop is not None:
+        folder = face_cache or default_cache_dir()
+        faces = CropCache(folder, predictor.face_crop, predictor.image_size)
     if tune_on is not None and predictor.binary:
-        _tune(predictor, tune_on, data_dir, threshold_metric, verbose)
-    index, split, y_true, probabilities = _labelled_predictions(predictor, data_dir, verbose)
+        _tune(predictor, tune_on, data_dir, threshold_metric, verbose, faces, face_fallback)
+    found = _labelled_predictions(predictor, data_dir, verbose, faces, face_fallback)
+    y_true, probabilities = found.y_true, found.probabilities
     y_pred = predictor.decide(probabilities)
     names = predictor.class_names
     metrics = compute_metrics(y_true, probabilities, y_pred, names)
@@ -103,21 +144,26 @@ def evaluate(
         threshold_source=predictor.threshold_source,
         model_path=str(predictor.model_file),
         data_path=str(data_dir),
-        images=len(split),
-        skipped_unreadable=len(index.skipped),
+        images=len(found.paths),
+        skipped_unreadable=len(found.index.skipped),
     )
+    if groups is not None:
+        per_group = load_groups(groups, found.paths)
+        metrics["groups"] = group_table(y_true, y_pred, names, per_group)
+    if found.faces is not None:
+        metrics["face_crop"] = {**asdict(predictor.face_crop), **found.faces.to_dict()}
     at_half = None
     if predictor.binary:
         metrics["at_0.5"] = binary_metrics(y_true, probabilities[:, 1], 0.5)
         at_half = report_text(y_true, predictor.decide(probabilities, 0.5), names)
     return EvaluationResult(
-        names, split.paths, y_true, probabilities, y_pred, predictor.threshold,
+        names, found.paths, y_true, probabilities, y_pred, predictor.threshold,
         predictor.threshold_source, metrics, report_text(y_true, y_pred, names), at_half,
-        index.skipped, predictor.assumptions,
+        found.index.skipped, predictor.assumptions, found.faces,
     )  # fmt: skip
 
 
-def _tune(predictor: Predictor, tune_on, data_dir, metric: str | None, verbose: int) -> None:
+def _tune(predictor: Predictor, tune_on, data_dir, metric, verbose, faces, fallback) -> None:
     """Re-tune the predictor's threshold on a labelled folder that is not the test folder."""
     if Path(tune_on).resolve() == Path(data_dir).resolve():
         raise UserError(f"{tune_on}: --tune_on must not be the test folder; use a validation set")
@@ -125,8 +171,8 @@ def _tune(predictor: Predictor, tune_on, data_dir, metric: str | None, verbose: 
         card = predictor.model_ref.card
         config = card.config if card else None
         metric = config.train.threshold_metric if config else "f1"
-    _, _, y_true, probabilities = _labelled_predictions(predictor, tune_on, verbose)
-    predictor.threshold = tune_threshold(y_true, probabilities[:, 1], metric)
+    found = _labelled_predictions(predictor, tune_on, verbose, faces, fallback)
+    predictor.threshold = tune_threshold(found.y_true, found.probabilities[:, 1], metric)
     predictor.threshold_source = f"tuned on {tune_on} to maximise {metric}"
     log.info("threshold %.4f %s", predictor.threshold, predictor.threshold_source)
 
@@ -143,6 +189,12 @@ def write_outputs(
     artifacts.write_json(result.metrics, out / "metrics.json")
     written.append(out / "metrics.json")
     written.append(_write_predictions(result, out / "predictions.csv"))
+    if result.faces is not None and result.faces.no_face:
+        no_face = out / artifacts.NO_FACE_FILE
+        no_face.write_text("\n".join(result.faces.no_face) + "\n")
+        written.append(no_face)
+    if "groups" in result.metrics:
+        written += _write_groups(result, out)
     cm = np.asarray(result.metrics["confusion_matrix"])
     written.append(plots.confusion_matrix(cm, result.class_names, out / "confusion_matrix.png"))
     if result.binary:
@@ -158,6 +210,18 @@ def write_outputs(
     if len(wrong):
         written.append(_contact_sheet(result, wrong[:36], out / "misclassified.png"))
     return written
+
+
+def _write_groups(result: EvaluationResult, out: Path) -> list[Path]:
+    """fairness_report.txt and one bar chart per attribute."""
+    table = result.metrics["groups"]
+    report = out / "fairness_report.txt"
+    report.write_text(format_report(table, result.class_names))
+    charts = [
+        plots.group_bars(attribute, entry, result.class_names, out / f"groups_{attribute}.png")
+        for attribute, entry in table.items()
+    ]
+    return [report, *charts]
 
 
 def _write_predictions(result: EvaluationResult, path: Path) -> Path:

@@ -21,25 +21,35 @@ def export_path(model_file: Path, fmt: str, quantize: str | None) -> Path:
     return model_file.with_name(f"{model_file.stem}{suffix}{FORMATS[fmt]}")
 
 
-def _sample_images(split_file: Path, size: int, resize: str, count: int) -> np.ndarray:
-    """Training images from the run's split (for int8 calibration and the output check)."""
+def _sample_images(run_dir: Path, card: artifacts.ModelCard, count: int) -> np.ndarray:
+    """Training images from the run's split (for int8 calibration and the output check), face
+    crops (from the run's cache) for a model trained on them."""
     from gender_cls.images import ImageReadError, load_image
 
     paths: list[str] = []
+    split_file = run_dir / artifacts.SPLIT_FILE
     if split_file.is_file():
         splits = artifacts.read_json(split_file)["splits"]
         paths = splits.get("train", {}).get("paths", [])
+    cache = None
+    if card.face_crop is not None:
+        from gender_cls.faces import CropCache
+
+        cache = CropCache(run_dir / "face_cache", card.face_crop, card.image_size)
     rng = np.random.default_rng(0)
     images = []
     for index in rng.permutation(len(paths))[: count * 2]:
+        path = paths[index]
+        if cache is not None:
+            path = cache.get(path).crop or path
         try:
-            images.append(load_image(paths[index], size, resize))
+            images.append(load_image(path, card.image_size, card.resize))
         except ImageReadError:
             continue
         if len(images) == count:
             break
     if not images:  # no split to read: random pixels still check the conversion
-        return rng.integers(0, 256, (count, size, size, 3)).astype(np.float32)
+        return rng.integers(0, 256, (count, card.image_size, card.image_size, 3)).astype(np.float32)
     return np.stack(images).astype(np.float32)
 
 
@@ -59,8 +69,7 @@ def export_model(
     if ref.file.suffix.lower() in (".tflite", ".onnx"):
         raise UserError(f"{ref.file}: already an export; pass the run directory or its .keras")
     card = ref.card
-    split_file = ref.file.parent / artifacts.SPLIT_FILE
-    samples = _sample_images(split_file, card.image_size, card.resize, 32)
+    samples = _sample_images(ref.file.parent, card, 32)
     target = export_path(ref.file, fmt, quantize)
     model = load_keras_model(ref.file)
     if fmt == "tflite":

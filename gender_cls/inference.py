@@ -10,9 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from gender_cls.artifacts import INPUT_SCALES, ModelRef, resolve_model
+from gender_cls.config import FaceCrop
 from gender_cls.data import EXTENSIONS_HELP, list_images
 from gender_cls.errors import UserError
-from gender_cls.images import ImageReadError, load_image
+from gender_cls.images import ImageReadError, load_image, read_image, resize_image
 from gender_cls.runners import KerasRunner, open_runner
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,8 @@ class Prediction:
     confidence: float | None = None
     probabilities: dict[str, float] = field(default_factory=dict)
     threshold: float | None = None
+    face_box: list[float] | None = None  # with a face crop: the face used (x0, y0, x1, y1)
+    face_found: bool | None = None  # with a face crop: False when the whole image was used
     error: str | None = None
 
     def to_dict(self) -> dict:
@@ -52,6 +55,7 @@ class Predictor:
         backend: str = "auto",
         mixed_precision: bool = False,
         jit: bool | None = None,
+        face_crop: bool | None = None,
     ):
         self.model_ref = resolve_model(model_path)
         self.model_file = self.model_ref.file
@@ -83,6 +87,8 @@ class Predictor:
             self.threshold, self.threshold_source = float(threshold), "given on the command line"
         elif self.threshold is None:
             self.threshold, self.threshold_source = 0.5, "default 0.5 (none in model.json)"
+        self.face_crop = _face_crop(card, face_crop)
+        self._cropper = None
 
     def _assume_bare(self, classes, input_scale, outputs) -> None:
         if not classes:
@@ -139,14 +145,26 @@ class Predictor:
             ds = ds.map(self._scale)
         return self.probabilities(self.runner.predict(ds, verbose=verbose))
 
-    def _load_all(self, paths: list[str]) -> tuple[np.ndarray, dict[str, str]]:
-        """Decode files in parallel: (images of the readable ones in order, {path: error})."""
+    def _load_all(self, paths: list[str], crop: bool = False):
+        """Decode files in parallel: (images of the readable ones in order, {path: error},
+        {path: face or None}); with `crop` and a face crop, each image is its aligned face."""
         images: dict[str, np.ndarray] = {}
         errors: dict[str, str] = {}
+        faces: dict[str, object] = {}
+        cropper = self._face_cropper() if crop else None
 
         def load(path: str) -> None:
             try:
-                images[path] = load_image(path, self.image_size, self.resize)
+                if cropper is None:
+                    images[path] = load_image(path, self.image_size, self.resize)
+                    return
+                rgb = read_image(path)
+                aligned, faces[path] = cropper.crop_image(rgb, self.image_size)
+                images[path] = (
+                    aligned
+                    if aligned is not None
+                    else resize_image(rgb, self.image_size, self.resize)
+                )
             except ImageReadError as error:
                 errors[path] = error.reason
 
@@ -154,12 +172,21 @@ class Predictor:
             list(pool.map(load, paths))
         readable = [images[p] for p in paths if p in images]
         shape = (0, self.image_size, self.image_size, 3)
-        return (np.stack(readable) if readable else np.zeros(shape, np.uint8)), errors
+        return (np.stack(readable) if readable else np.zeros(shape, np.uint8)), errors, faces
+
+    def _face_cropper(self):
+        if self.face_crop is None:
+            return None
+        if self._cropper is None:
+            from gender_cls.faces import FaceCropper
+
+            self._cropper = FaceCropper(self.face_crop)
+        return self._cropper
 
     def predict_paths(self, paths: list[str | Path]) -> list[Prediction]:
         """Predict image files and folders; unreadable files get an error, the rest a label."""
         files = expand_paths(paths)
-        images, errors = self._load_all(files)
+        images, errors, faces = self._load_all(files, crop=True)
         readable = [p for p in files if p not in errors]
         probs = self.predict_arrays(images) if readable else []
         by_path = dict(zip(readable, probs, strict=True))
@@ -177,9 +204,24 @@ class Predictor:
                     confidence=float(p[index]),
                     probabilities={n: float(v) for n, v in zip(self.class_names, p, strict=True)},
                     threshold=self.threshold,
+                    face_box=_box(faces.get(path)),
+                    face_found=(path in faces and faces[path] is not None) if faces else None,
                 )
             )
         return results
+
+
+def _face_crop(card, asked: bool | None) -> FaceCrop | None:
+    """The face crop to apply: the model's unless asked otherwise (--face_crop/--no-face_crop)."""
+    if asked is False:
+        return None
+    if card is not None and card.face_crop is not None:
+        return card.face_crop
+    return FaceCrop() if asked else None
+
+
+def _box(face) -> list[float] | None:
+    return None if face is None else [round(v, 1) for v in face.box]
 
 
 def expand_paths(paths: list[str | Path]) -> list[str]:

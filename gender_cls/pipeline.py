@@ -133,3 +133,16 @@ def predict_dataset(
         decode, num_parallel_calls=AUTOTUNE
     )
     return images.batch(batch_size).map(lambda x: tf.cast(x, tf.float32)).prefetch(AUTOTUNE)
+
+
+def mixup(ds: tf.data.Dataset, alpha: float, seed: int) -> tf.data.Dataset:
+    """Keras' MixUp on each training batch: images and targets blended with another image's."""
+    import keras
+
+    layer = keras.layers.MixUp(alpha=alpha, seed=seed)
+
+    def mix(images, targets):
+        mixed = layer({"images": tf.cast(images, tf.float32), "labels": targets}, training=True)
+        return mixed["images"], mixed["labels"]
+
+    return ds.map(mix, num_parallel_calls=AUTOTUNE)

@@ -108,3 +108,29 @@ def contact_sheet(images: list, captions: list[str], path: Path, title: str) -> 
         ax.set_title(caption, fontsize=8)
     fig.suptitle(title)
     return _save(fig, path)
+
+
+def group_bars(attribute: str, entry: dict, class_names: list[str], path: Path) -> Path:
+    """Accuracy and each class's recall per group of one attribute, as grouped bars."""
+    import pandas as pd
+    import seaborn as sns
+
+    rows = []
+    for group, row in entry["groups"].items():
+        label = f"{group}\n(n={row['count']})"
+        rows.append({"group": label, "metric": "accuracy", "value": row["accuracy"]})
+        for name in class_names:
+            if row["recall"][name] is not None:
+                rows.append({"group": label, "metric": f"recall {name}",
+                             "value": row["recall"][name]})  # fmt: skip
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.4 * len(entry["groups"]) + 2), 4.5))
+    sns.barplot(pd.DataFrame(rows), x="group", y="value", hue="metric", ax=ax)
+    gap = entry["largest_gap"]["accuracy"]
+    title = f"By {attribute}"
+    if gap is not None:
+        title += f": largest accuracy gap {gap['gap']:.3f} ({gap['best']} vs {gap['worst']})"
+    ax.set_title(title)
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("")
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, path)

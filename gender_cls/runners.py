@@ -43,20 +43,25 @@ class _BatchedRunner:
         return np.concatenate(parts) if parts else np.zeros((0, self.output_units), np.float32)
 
 
+def lite_interpreter(path: str | Path, threads: int | None = None):
+    """A LiteRT interpreter for a .tflite file (no TensorFlow), on `threads` or every core."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError:
+        raise UserError(
+            "running .tflite models needs ai-edge-litert: pip install ai-edge-litert"
+        ) from None
+    try:
+        return Interpreter(model_path=str(path), num_threads=threads or os.cpu_count() or 1)
+    except (ValueError, RuntimeError) as error:
+        raise UserError(f"{path}: not a readable TFLite model ({error})") from None
+
+
 class LiteRunner(_BatchedRunner):
     """A LiteRT interpreter."""
 
     def __init__(self, path: str | Path, batch_size: int = 32):
-        try:
-            from ai_edge_litert.interpreter import Interpreter
-        except ImportError:
-            raise UserError(
-                "running .tflite models needs ai-edge-litert: pip install ai-edge-litert"
-            ) from None
-        try:
-            self.interpreter = Interpreter(model_path=str(path), num_threads=os.cpu_count() or 1)
-        except (ValueError, RuntimeError) as error:
-            raise UserError(f"{path}: not a readable TFLite model ({error})") from None
+        self.interpreter = lite_interpreter(path)
         self.batch_size = batch_size
         self._input = self.interpreter.get_input_details()[0]
         self._output = self.interpreter.get_output_details()[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,7 @@ from gender_cls.backbones import get_backbone
 from gender_cls.config import AugmentConfig, RunConfig, TrainConfig
 from gender_cls.data import DatasetIndex, check_readable, class_weights, discover
 from gender_cls.distribute import make_strategy
+from gender_cls.faces import CropCache, crop_split, make_detector
 from gender_cls.metrics import binary_metrics, compute_metrics
 from gender_cls.models import (
     build_classifier,
@@ -28,7 +30,7 @@ from gender_cls.models import (
     precision_policy,
     unfreeze_last,
 )
-from gender_cls.pipeline import make_dataset
+from gender_cls.pipeline import make_dataset, mixup
 from gender_cls.thresholds import tune_threshold
 
 log = logging.getLogger(__name__)
@@ -125,32 +127,60 @@ class ClassifierCheckpoint(keras.callbacks.ModelCheckpoint):
         super().set_model(self.classifier)
 
 
+def make_optimizer(t: TrainConfig, lr: float, steps_per_epoch: int, epochs: int):
+    """Adam, AdamW or SGD (Nesterov momentum 0.9) at `lr`, or on a warm-up + cosine schedule over
+    the phase's steps; with `t.ema` the optimizer keeps a moving average of the weights."""
+    learning_rate = lr
+    if t.schedule == "cosine":
+        total = max(1, steps_per_epoch * epochs)
+        warmup = min(t.warmup_epochs * steps_per_epoch, total // 2)
+        learning_rate = keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else lr, decay_steps=total - warmup,
+            warmup_target=lr if warmup else None, warmup_steps=warmup,
+        )  # fmt: skip
+    options = {"use_ema": t.ema}
+    if t.weight_decay is not None:
+        options["weight_decay"] = t.weight_decay
+    if t.optimizer == "sgd":
+        return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True, **options)
+    if t.optimizer == "adamw":
+        return keras.optimizers.AdamW(learning_rate, **options)
+    return keras.optimizers.Adam(learning_rate, **options)
+
+
+def monitored(t: TrainConfig, phase: Phase) -> str:
+    """What the callbacks watch: --monitor, or for auto val_accuracy from scratch (its val_loss
+    is noisy and stopped runs while accuracy still rose) and val_loss when fine-tuning."""
+    if t.monitor != "auto":
+        return t.monitor
+    return "val_accuracy" if phase.train_batchnorm else "val_loss"
+
+
 def make_callbacks(
     run_dir: Path, phase: Phase, t: TrainConfig, classifier: keras.Model | None
 ) -> list[keras.callbacks.Callback]:
     """The callbacks of one phase; checkpoints/best.keras holds the whole `classifier`. None
     skips it (the cached head phase, whose sub-second epochs a model save would dominate)."""
     checkpoints = run_dir / "checkpoints"
+    monitor = monitored(t, phase)
+    mode = "max" if monitor == "val_accuracy" else "min"
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
+        # First, so validation and the callbacks after it see the averaged weights.
+        *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if t.ema else []),
         keras.callbacks.EarlyStopping(
-            monitor="val_loss", patience=t.patience, restore_best_weights=True
-        ),
-        keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", factor=0.5, patience=max(1, t.patience // 2), min_lr=1e-7
-        ),
-        *(
-            []
-            if classifier is None
-            else [
-                ClassifierCheckpoint(
-                    classifier,
-                    str(checkpoints / "best.keras"),
-                    monitor="val_loss",
-                    save_best_only=True,
-                )  # fmt: skip
-            ]
-        ),
+            monitor=monitor, mode=mode, patience=t.patience, restore_best_weights=True
+        ),  # fmt: skip
+    ]
+    if t.schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor=monitor, mode=mode, factor=0.5, patience=max(1, t.patience // 2), min_lr=1e-7
+        ))  # fmt: skip
+    if classifier is not None:
+        path = str(checkpoints / "best.keras")
+        callbacks.append(ClassifierCheckpoint(classifier, path, monitor=monitor, mode=mode,
+                                              save_best_only=True))  # fmt: skip
+    callbacks += [
         keras.callbacks.CSVLogger(str(run_dir / artifacts.HISTORY_FILE), append=True),
         # Last, so an epoch is logged before its backup: a kill in between repeats a row, never
         # loses one (read_history keeps the last row per epoch).
@@ -276,10 +306,12 @@ def train(
 
 
 def check_before_work(config: RunConfig) -> None:
-    """Fail in the first second on what the dataclasses cannot check alone: the backbone name
-    and a local weights file."""
+    """Fail in the first second on what the dataclasses cannot check alone: the backbone name,
+    a local weights file and the face detector."""
     get_backbone(config.model.backbone)
     check_weights_file(config.model)
+    if config.data.face_crop:
+        make_detector(config.data.face_detector)
 
 
 def prepare_data(
@@ -291,6 +323,8 @@ def prepare_data(
     index = _load_index(config, run_dir, resume)
     log.info("data: %s\n%s", d.data_path, index.summary())
     image_size = d.image_size or get_backbone(config.model.backbone).default_size
+    if d.face_crop:
+        _crop_faces(index, config, run_dir, image_size)
     batch_size = d.batch_size * replicas
     val_ds = make_dataset(index.splits["val"], index.num_classes, image_size, batch_size,
                           resize=d.resize, cache=d.cache)  # fmt: skip
@@ -305,7 +339,22 @@ def prepare_data(
         augment=augment, oversample=d.balance == "oversample", resize=d.resize, cache=d.cache,
         seed=d.seed,
     )  # fmt: skip
+    if config.train.mixup:
+        train_ds = mixup(train_ds, config.train.mixup, d.seed)
     return TrainingData(index, image_size, batch_size, train_ds, val_ds, weights)
+
+
+def _crop_faces(index: DatasetIndex, config: RunConfig, run_dir: Path, image_size: int) -> None:
+    """Replace the train and val images by their aligned face crops (cached: detected once)."""
+    d = config.data
+    cache = CropCache(d.face_cache or run_dir / "face_cache", d.face(), image_size)
+    not_found = []
+    for name in ("train", "val"):
+        index.splits[name], report = crop_split(index.splits[name], cache, d.face_fallback)
+        log.info("face crop, %s: %s", name, report.summary())
+        not_found += report.no_face
+    if not_found:
+        (run_dir / artifacts.NO_FACE_FILE).write_text("\n".join(not_found) + "\n")
 
 
 def fit_phases(
@@ -341,7 +390,9 @@ def fit_phases(
             )
         with strategy.scope():
             fit_model.compile(
-                optimizer=keras.optimizers.Adam(phase.lr),
+                optimizer=make_optimizer(
+                    config.train, phase.lr, _steps_per_epoch(fit_train, data), phase.epochs
+                ),
                 loss=make_loss(config.train, num_classes),
                 metrics=make_metrics(num_classes),
                 jit_compile=config.train.jit,
@@ -359,6 +410,12 @@ def fit_phases(
         _log_phase(phase, history.history, epoch, end_epoch, time.perf_counter() - start)
         epoch = end_epoch
     return epoch, phase2_start
+
+
+def _steps_per_epoch(dataset, data: TrainingData) -> int:
+    """Batches per epoch: the dataset's cardinality, else counted from the training split."""
+    steps = int(dataset.cardinality())
+    return steps if steps > 0 else math.ceil(len(data.index.splits["train"]) / data.batch_size)
 
 
 def make_card(
@@ -382,6 +439,7 @@ def make_card(
         config=config,
         versions=artifacts.package_versions(),
         created=artifacts.now(),
+        face_crop=config.data.face(),
     )
 
 

@@ -113,3 +113,48 @@ def test_resize_folded_into_the_warp_matches_a_plain_resize():
     plain = cv2.resize(image, (20, 20), interpolation=cv2.INTER_LINEAR)
     assert folded.shape == (20, 20, 3)
     assert np.abs(folded.astype(int) - plain.astype(int)).mean() < 3
+
+
+def test_colour_effects_are_drawn_only_when_set():
+    image = random_image(32)
+    for config in (
+        AugmentConfig.off(),
+        AugmentConfig(0, 0, 0, 0, 0, False, None, 0, saturation_range=0.5),
+        AugmentConfig(0, 0, 0, 0, 0, False, None, 0, grayscale_probability=1.0),
+        AugmentConfig(0, 0, 0, 0, 0, False, None, 0, blur_sigma=2.0),
+        AugmentConfig(0, 0, 0, 0, 0, False, None, 0, jpeg_quality=20),
+    ):
+        out = augment_image(image, config, seed=5)
+        assert out.shape == image.shape and out.dtype == np.uint8
+        changed = not np.array_equal(out, image)
+        assert changed == config.has_photo_effects
+
+
+def test_grey_stays_grey_under_saturation_and_hue_and_greyscale_is_grey():
+    grey = np.repeat(random_image(16)[..., :1], 3, axis=2)
+    config = AugmentConfig(0, 0, 0, 0, 0, False, None, 0, saturation_range=0.9, hue_range=90)
+    np.testing.assert_array_equal(augment_image(grey, config, seed=1), grey)
+    greyed = augment_image(random_image(16), AugmentConfig(grayscale_probability=1.0), seed=2)
+    assert np.array_equal(greyed[..., 0], greyed[..., 1]) and np.array_equal(greyed[..., 1],
+                                                                          greyed[..., 2])  # fmt: skip
+
+
+def test_blur_smooths_and_jpeg_stays_close():
+    image = random_image(32)
+    blurred = augment_image(image, AugmentConfig(0, 0, 0, 0, 0, False, None, 0, blur_sigma=3.0),
+                            seed=4)  # fmt: skip
+    assert blurred.astype(float).std() < image.astype(float).std()
+    smooth = np.tile(np.linspace(0, 255, 32, dtype=np.uint8)[None, :, None], (32, 1, 3))
+    jpeg = augment_image(smooth, AugmentConfig(0, 0, 0, 0, 0, False, None, 0, jpeg_quality=30),
+                         seed=4)  # fmt: skip
+    assert 0 < np.abs(jpeg.astype(int) - smooth).mean() < 8
+
+
+def test_colour_effects_refuse_the_in_model_placement():
+    from gender_cls.augment_layer import resolve_placement
+    from gender_cls.errors import UserError
+
+    config = AugmentConfig(jpeg_quality=50)
+    assert resolve_placement("auto", config) == "cpu"
+    with pytest.raises(UserError, match="run in the input pipeline only"):
+        resolve_placement("gpu", config)

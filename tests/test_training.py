@@ -191,3 +191,68 @@ def test_multi_class_validation_report_uses_argmax():
     assert report["threshold"] is None
     assert report["argmax"]["accuracy"] == 0.75
     assert report["argmax"]["roc_auc"] is not None
+
+
+def test_optimizer_options_build_the_stated_keras_optimizers():
+    from gender_cls.training import make_optimizer
+
+    adamw = make_optimizer(TrainConfig(optimizer="adamw", weight_decay=0.05), 1e-3, 10, 5)
+    assert isinstance(adamw, keras.optimizers.AdamW) and adamw.weight_decay == 0.05
+    sgd = make_optimizer(TrainConfig(optimizer="sgd", ema=True), 0.1, 10, 5)
+    assert isinstance(sgd, keras.optimizers.SGD) and sgd.nesterov and sgd.momentum == 0.9
+    assert sgd.use_ema and not make_optimizer(TrainConfig(), 1e-3, 10, 5).use_ema
+    plain = make_optimizer(TrainConfig(), 1e-3, 10, 5)
+    assert type(plain) is keras.optimizers.Adam and plain.weight_decay is None
+
+
+def test_cosine_schedule_warms_up_then_decays_to_zero():
+    from gender_cls.training import make_optimizer
+
+    optimizer = make_optimizer(TrainConfig(schedule="cosine", warmup_epochs=2), 0.01, 10, 12)
+    schedule = optimizer._learning_rate  # Keras keeps the schedule object here
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
+    lr = [float(schedule(step)) for step in (0, 10, 20, 70, 120)]
+    assert lr[0] == 0.0 and lr[1] == pytest.approx(0.005) and lr[2] == pytest.approx(0.01)
+    assert lr[2] > lr[3] > lr[4] and lr[4] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_monitor_and_schedule_choose_the_callbacks(tmp_path):
+    from gender_cls.training import Phase, make_callbacks, monitored
+
+    scratch, head = Phase("scratch", 5, 1e-3, "all", True), Phase("head", 5, 1e-3, None)
+    assert monitored(TrainConfig(), scratch) == "val_accuracy"
+    assert monitored(TrainConfig(), head) == "val_loss"
+    assert monitored(TrainConfig(monitor="val_loss"), scratch) == "val_loss"
+    kinds = lambda cbs: [type(c).__name__ for c in cbs]  # noqa: E731
+    plateau = make_callbacks(tmp_path, scratch, TrainConfig(), None)
+    assert "ReduceLROnPlateau" in kinds(plateau)
+    stopper = next(c for c in plateau if isinstance(c, keras.callbacks.EarlyStopping))
+    assert (stopper.monitor, stopper.mode) == ("val_accuracy", "max")  # higher is better
+    cosine = make_callbacks(tmp_path, scratch, TrainConfig(schedule="cosine", ema=True), None)
+    assert "ReduceLROnPlateau" not in kinds(cosine)
+    assert kinds(cosine)[:3] == ["TerminateOnNaN", "SwapEMAWeights", "EarlyStopping"]
+
+
+def test_mixup_blends_images_and_targets(two_class_data):
+    from gender_cls.data import discover
+    from gender_cls.pipeline import make_dataset, mixup
+
+    split = discover(two_class_data).splits["train"]
+    plain = make_dataset(split, 2, 64, 16, training=True, seed=3)
+    mixed = mixup(plain, 0.4, seed=3)
+    x, y = next(iter(mixed))
+    assert x.dtype == "float32" and x.shape == (16, 64, 64, 3)
+    soft = (y.numpy() > 0.01) & (y.numpy() < 0.99)
+    assert soft.any()  # some targets are blends, not 0/1
+
+
+@pytest.mark.slow
+def test_a_run_with_every_recipe_option_trains(two_class_data, tmp_path):
+    from gender_cls.config import AugmentConfig
+
+    config = tiny_config(two_class_data, tmp_path / "run", head_epochs=2, optimizer="adamw",
+                         schedule="cosine", ema=True, mixup=0.2)  # fmt: skip
+    config.augment = AugmentConfig(saturation_range=0.3, hue_range=10, grayscale_probability=0.2,
+                                   blur_sigma=1.0, jpeg_quality=40)  # fmt: skip
+    result = train(config, verbose=0)
+    assert len(result.history["loss"]) == 2 and result.card.config.train.mixup == 0.2
