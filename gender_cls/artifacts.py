@@ -34,7 +34,14 @@ def write_json(data: Any, path: str | Path) -> None:
     with os.fdopen(fd, "w") as handle:
         json.dump(data, handle, indent=2, default=str)
         handle.write("\n")
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; other files follow the umask
     os.replace(tmp, path)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def read_json(path: str | Path) -> dict:

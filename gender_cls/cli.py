@@ -37,7 +37,7 @@ from gender_cls.config import (
     RunConfig,
     TrainConfig,
 )
-from gender_cls.errors import UserError
+from gender_cls.errors import UserError, silenced_stderr
 
 
 def _dashes_as_underscores(token: str) -> str:
@@ -68,14 +68,8 @@ def quiet_tensorflow(verbose: bool, import_now: bool = True) -> None:
     warnings.filterwarnings("ignore", module="keras")
     warnings.filterwarnings("ignore", module="tensorflow")
     if import_now and "tensorflow" not in sys.modules:
-        stderr_fd = os.dup(2)
-        with open(os.devnull, "w") as devnull:
-            os.dup2(devnull.fileno(), 2)
-            try:
-                import tensorflow  # noqa: F401
-            finally:
-                os.dup2(stderr_fd, 2)
-                os.close(stderr_fd)
+        with silenced_stderr():
+            import tensorflow  # noqa: F401
     for noisy in ("tensorflow", "tf2onnx"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 

@@ -1,5 +1,23 @@
-"""The error type for bad input: the CLI prints its one-line message and exits with code 2."""
+"""The error type for bad input (the CLI prints its one-line message and exits with code 2), and
+a way to keep native libraries' start-up chatter off the terminal."""
+
+import os
+from contextlib import contextmanager
 
 
 class UserError(ValueError):
     """Bad input from the user; the message names the path or option and the fix."""
+
+
+@contextmanager
+def silenced_stderr():
+    """Send file descriptor 2 to /dev/null for the block: C++ code (TensorFlow's start-up, LiteRT's
+    "Created TensorFlow Lite XNNPACK delegate") writes there before any log level is read."""
+    saved = os.dup(2)
+    with open(os.devnull, "w") as devnull:
+        os.dup2(devnull.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)

