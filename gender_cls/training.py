@@ -18,6 +18,7 @@ from gender_cls.backbones import get_backbone
 from gender_cls.config import AugmentConfig, RunConfig, TrainConfig
 from gender_cls.data import DatasetIndex, check_readable, class_weights, discover
 from gender_cls.distribute import make_strategy
+from gender_cls.errors import UserError
 from gender_cls.faces import CropCache, crop_split, make_detector
 from gender_cls.metrics import binary_metrics, compute_metrics
 from gender_cls.models import (
@@ -314,6 +315,18 @@ def check_before_work(config: RunConfig) -> None:
         make_detector(config.data.face_detector)
 
 
+MIRROR_PAIRS = (("left", "right"),)  # classes a horizontal flip turns into each other
+
+
+def check_flips(class_names: list[str], augment: AugmentConfig) -> None:
+    """A horizontal flip would silently swap the labels of mirror-image classes: refuse it."""
+    names = {name.lower() for name in class_names}
+    for pair in MIRROR_PAIRS:
+        if augment.horizontal_flip and set(pair) <= names:
+            raise UserError(f"classes {pair[0]!r} and {pair[1]!r} swap under a horizontal flip, "
+                            "which would mislabel the flipped images; pass --no-horizontal_flip")  # fmt: skip
+
+
 def prepare_data(
     config: RunConfig, run_dir: Path, resume: bool, replicas: int, augment: AugmentConfig | None
 ) -> TrainingData:
@@ -322,6 +335,7 @@ def prepare_data(
     d = config.data
     index = _load_index(config, run_dir, resume)
     log.info("data: %s\n%s", d.data_path, index.summary())
+    check_flips(index.class_names, config.augment)
     image_size = d.image_size or get_backbone(config.model.backbone).default_size
     if d.face_crop:
         _crop_faces(index, config, run_dir, image_size)

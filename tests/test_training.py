@@ -257,3 +257,14 @@ def test_a_run_with_every_recipe_option_trains(two_class_data, tmp_path):
     result = train(config, verbose=0)
     assert len(result.history["loss"]) == 2 and result.card.config.train.mixup == 0.2
     assert list((tmp_path / "run" / "logs").rglob("events.out.tfevents.*"))  # TensorBoard wrote
+
+
+def test_a_flip_that_would_swap_left_and_right_is_refused(tmp_path):
+    from gender_cls.datasets import make_direction_dataset
+    from gender_cls.errors import UserError
+
+    data = make_direction_dataset(tmp_path / "direction", n_per_class=8, size=32)
+    config = tiny_config(data, tmp_path / "run")
+    config.augment.horizontal_flip = True
+    with pytest.raises(UserError, match="'left' and 'right' swap .* pass --no-horizontal_flip"):
+        train(config, verbose=0)
