@@ -30,8 +30,12 @@ THRESHOLD_METRICS = ("f1", "balanced_accuracy", "youden")
 STRATEGIES = ("auto", "none", "mirrored", "multiworker")
 AUGMENT_PLACEMENTS = ("auto", "gpu", "cpu")
 OPTIMIZERS = ("adam", "adamw", "sgd")
-SCHEDULES = ("plateau", "cosine")  # ReduceLROnPlateau, or warm-up then cosine decay per step
-MONITORS = ("auto", "val_loss", "val_accuracy")  # auto: val_accuracy from scratch, else val_loss
+SCHEDULES = ("auto", "plateau", "cosine")  # ReduceLROnPlateau, or warm-up then cosine decay
+MONITORS = ("auto", "val_loss", "val_accuracy")
+# What lr=None, schedule/monitor="auto" and patience=None mean: from scratch (chosen from the
+# measurements in the README) and for a pretrained base (the seed scripts' settings).
+SCRATCH_DEFAULTS = {"lr": 3e-3, "schedule": "cosine", "monitor": "val_accuracy", "patience": 10}
+PRETRAINED_DEFAULTS = {"lr": 1e-3, "schedule": "plateau", "monitor": "val_loss", "patience": 5}
 FACE_DETECTORS = ("blazeface", "mtcnn")
 FACE_FALLBACKS = ("full", "skip")  # no face found: use the whole image, or leave the image out
 
@@ -219,20 +223,22 @@ class TrainConfig(_Checked):
     head_epochs: int = 10
     fine_tune_epochs: int = 0
     fine_tune_layers: str = "auto"  # a number, "auto" (the backbone's default) or "all"
-    lr: float = 1e-3
+    lr: float | None = None  # None: 1e-3 for a pretrained base's head, 3e-3 from scratch
     fine_tune_lr: float = 1e-5
     optimizer: str = "adam"
     weight_decay: float | None = None  # None: the optimizer's Keras default (AdamW: 0.004)
-    schedule: str = "plateau"
+    schedule: str = "auto"  # auto: cosine from scratch, plateau for a pretrained base
     warmup_epochs: int = 1  # cosine schedule: linear warm-up to the learning rate first
     ema: bool = False  # keep an exponential moving average of the weights, validate and save it
     mixup: float = 0.0  # MixUp alpha (Keras' MixUp layer on each training batch); 0: off
-    monitor: str = "auto"  # what EarlyStopping, ReduceLROnPlateau and best.keras watch
+    monitor: str = (
+        "auto"  # what the callbacks watch; auto: val_accuracy from scratch, else val_loss
+    )
     loss: str = "bce"
     focal_alpha: float = 0.5
     focal_gamma: float = 1.5
     label_smoothing: float = 0.0
-    patience: int = 5
+    patience: int | None = None  # EarlyStopping; None: 5, or 10 from scratch
     threshold_metric: str = "f1"
     tensorboard: bool = False
     head_augment: bool = True  # False: no augmentation in phase 1, so base features are cached
@@ -247,7 +253,8 @@ class TrainConfig(_Checked):
                             "give a number of layers, 'auto' or 'all'")  # fmt: skip
         self._range("head_epochs", 0)
         self._range("fine_tune_epochs", 0)
-        self._range("lr", 0, open_low=True)
+        if self.lr is not None:
+            self._range("lr", 0, open_low=True)
         self._range("fine_tune_lr", 0, open_low=True)
         self._choice("optimizer", OPTIMIZERS)
         if self.weight_decay is not None:
@@ -260,7 +267,8 @@ class TrainConfig(_Checked):
         self._range("focal_alpha", 0, 1)
         self._range("focal_gamma", 0)
         self._range("label_smoothing", 0, 1, open_high=True)
-        self._range("patience", 0)
+        if self.patience is not None:
+            self._range("patience", 0)
         self._choice("threshold_metric", THRESHOLD_METRICS)
         self._choice("strategy", STRATEGIES)
         self._choice("augment_on", AUGMENT_PLACEMENTS)

@@ -15,7 +15,13 @@ import numpy as np
 from gender_cls import artifacts, plots
 from gender_cls.augment_layer import resolve_placement, with_augmentation
 from gender_cls.backbones import get_backbone
-from gender_cls.config import AugmentConfig, RunConfig, TrainConfig
+from gender_cls.config import (
+    PRETRAINED_DEFAULTS,
+    SCRATCH_DEFAULTS,
+    AugmentConfig,
+    RunConfig,
+    TrainConfig,
+)
 from gender_cls.data import DatasetIndex, check_readable, class_weights, discover
 from gender_cls.distribute import make_strategy
 from gender_cls.errors import UserError
@@ -39,13 +45,16 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Phase:
-    """One fit() call: which layers train, for how long, at which learning rate."""
+    """One fit() call: which layers train, for how long, how fast, and what the callbacks watch."""
 
     name: str
     epochs: int
     lr: float
     unfreeze: int | str | None  # None: base frozen; "all" or a number of layers
     train_batchnorm: bool = False  # True only from scratch: nothing pretrained to protect
+    schedule: str = "plateau"
+    monitor: str = "val_loss"
+    patience: int = 5
 
 
 @dataclass
@@ -74,14 +83,25 @@ def plan_phases(config: RunConfig) -> list[Phase]:
     """Head then fine-tuning for a pretrained base; one phase training everything from scratch."""
     t = config.train
     if from_scratch(config.model):
-        return [Phase("scratch", t.head_epochs + t.fine_tune_epochs, t.lr, "all", True)]
-    phases = [Phase("head", t.head_epochs, t.lr, None)]
+        epochs = t.head_epochs + t.fine_tune_epochs
+        return [Phase("scratch", epochs, **_settings(t, SCRATCH_DEFAULTS), unfreeze="all",
+                      train_batchnorm=True)]  # fmt: skip
+    phases = [Phase("head", t.head_epochs, **_settings(t, PRETRAINED_DEFAULTS), unfreeze=None)]
     layers = t.fine_tune_layers
     if layers == "auto":
         layers = get_backbone(config.model.backbone).fine_tune_layers
     if t.fine_tune_epochs > 0 and str(layers) != "0":
-        phases.append(Phase("fine_tune", t.fine_tune_epochs, t.fine_tune_lr, layers))
+        settings = {**_settings(t, PRETRAINED_DEFAULTS), "lr": t.fine_tune_lr}
+        phases.append(Phase("fine_tune", t.fine_tune_epochs, **settings, unfreeze=layers))
     return phases
+
+
+def _settings(t: TrainConfig, defaults: dict) -> dict:
+    """lr, schedule, monitor and patience: as given, else (None or "auto") the defaults."""
+    return {
+        name: default if getattr(t, name) in (None, "auto") else getattr(t, name)
+        for name, default in defaults.items()
+    }
 
 
 def make_loss(t: TrainConfig, num_classes: int) -> keras.losses.Loss:
@@ -128,12 +148,12 @@ class ClassifierCheckpoint(keras.callbacks.ModelCheckpoint):
         super().set_model(self.classifier)
 
 
-def make_optimizer(t: TrainConfig, lr: float, steps_per_epoch: int, epochs: int):
-    """Adam, AdamW or SGD (Nesterov momentum 0.9) at `lr`, or on a warm-up + cosine schedule over
-    the phase's steps; with `t.ema` the optimizer keeps a moving average of the weights."""
-    learning_rate = lr
-    if t.schedule == "cosine":
-        total = max(1, steps_per_epoch * epochs)
+def make_optimizer(t: TrainConfig, phase: Phase, steps_per_epoch: int):
+    """Adam, AdamW or SGD (Nesterov momentum 0.9) at the phase's learning rate, or on a warm-up +
+    cosine schedule over its steps; with `t.ema` it keeps a moving average of the weights."""
+    lr = learning_rate = phase.lr
+    if phase.schedule == "cosine":
+        total = max(1, steps_per_epoch * phase.epochs)
         warmup = min(t.warmup_epochs * steps_per_epoch, total // 2)
         learning_rate = keras.optimizers.schedules.CosineDecay(
             0.0 if warmup else lr, decay_steps=total - warmup,
@@ -149,33 +169,25 @@ def make_optimizer(t: TrainConfig, lr: float, steps_per_epoch: int, epochs: int)
     return keras.optimizers.Adam(learning_rate, **options)
 
 
-def monitored(t: TrainConfig, phase: Phase) -> str:
-    """What the callbacks watch: --monitor, or for auto val_accuracy from scratch (its val_loss
-    is noisy and stopped runs while accuracy still rose) and val_loss when fine-tuning."""
-    if t.monitor != "auto":
-        return t.monitor
-    return "val_accuracy" if phase.train_batchnorm else "val_loss"
-
-
 def make_callbacks(
     run_dir: Path, phase: Phase, t: TrainConfig, classifier: keras.Model | None
 ) -> list[keras.callbacks.Callback]:
     """The callbacks of one phase; checkpoints/best.keras holds the whole `classifier`. None
     skips it (the cached head phase, whose sub-second epochs a model save would dominate)."""
     checkpoints = run_dir / "checkpoints"
-    monitor = monitored(t, phase)
+    monitor, patience = phase.monitor, phase.patience
     mode = "max" if monitor == "val_accuracy" else "min"
     callbacks = [
         keras.callbacks.TerminateOnNaN(),
         # First, so validation and the callbacks after it see the averaged weights.
         *([keras.callbacks.SwapEMAWeights(swap_on_epoch=True)] if t.ema else []),
         keras.callbacks.EarlyStopping(
-            monitor=monitor, mode=mode, patience=t.patience, restore_best_weights=True
+            monitor=monitor, mode=mode, patience=patience, restore_best_weights=True
         ),  # fmt: skip
     ]
-    if t.schedule == "plateau":
+    if phase.schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor, mode=mode, factor=0.5, patience=max(1, t.patience // 2), min_lr=1e-7
+            monitor=monitor, mode=mode, factor=0.5, patience=max(1, patience // 2), min_lr=1e-7
         ))  # fmt: skip
     if classifier is not None:
         path = str(checkpoints / "best.keras")
@@ -404,9 +416,7 @@ def fit_phases(
             )
         with strategy.scope():
             fit_model.compile(
-                optimizer=make_optimizer(
-                    config.train, phase.lr, _steps_per_epoch(fit_train, data), phase.epochs
-                ),
+                optimizer=make_optimizer(config.train, phase, _steps_per_epoch(fit_train, data)),
                 loss=make_loss(config.train, num_classes),
                 metrics=make_metrics(num_classes),
                 jit_compile=config.train.jit,

@@ -25,6 +25,7 @@ from gender_cls.errors import UserError
     ({"train": {"head_epochs": "ten"}}, "head_epochs='ten' has the wrong type; expected int"),
     ({"train": {"head_epochs": 2.5}}, "head_epochs=2.5 has the wrong type"),
     ({"train": {"lr": 0}}, "lr=0.0 is out of range; it must lie in (0, inf]"),
+    ({"train": {"schedule": "step"}}, "schedule='step' is not allowed; choose one of: auto, "),
     ({"train": {"jit": "yes"}}, "jit='yes' has the wrong type; expected bool"),
     ({"data": {"balance": "smote"}}, "balance='smote'"),
     ({"data": {"batch_size": 0}}, "batch_size=0 is out of range"),

@@ -194,21 +194,24 @@ def test_multi_class_validation_report_uses_argmax():
 
 
 def test_optimizer_options_build_the_stated_keras_optimizers():
-    from gender_cls.training import make_optimizer
+    from gender_cls.training import Phase, make_optimizer
 
-    adamw = make_optimizer(TrainConfig(optimizer="adamw", weight_decay=0.05), 1e-3, 10, 5)
+    head = Phase("head", 5, 1e-3, None)
+    adamw = make_optimizer(TrainConfig(optimizer="adamw", weight_decay=0.05), head, 10)
     assert isinstance(adamw, keras.optimizers.AdamW) and adamw.weight_decay == 0.05
-    sgd = make_optimizer(TrainConfig(optimizer="sgd", ema=True), 0.1, 10, 5)
+    sgd = make_optimizer(TrainConfig(optimizer="sgd", ema=True), head, 10)
     assert isinstance(sgd, keras.optimizers.SGD) and sgd.nesterov and sgd.momentum == 0.9
-    assert sgd.use_ema and not make_optimizer(TrainConfig(), 1e-3, 10, 5).use_ema
-    plain = make_optimizer(TrainConfig(), 1e-3, 10, 5)
+    assert sgd.use_ema and not make_optimizer(TrainConfig(), head, 10).use_ema
+    plain = make_optimizer(TrainConfig(), head, 10)
     assert type(plain) is keras.optimizers.Adam and plain.weight_decay is None
+    assert float(plain.learning_rate) == pytest.approx(1e-3)
 
 
 def test_cosine_schedule_warms_up_then_decays_to_zero():
-    from gender_cls.training import make_optimizer
+    from gender_cls.training import Phase, make_optimizer
 
-    optimizer = make_optimizer(TrainConfig(schedule="cosine", warmup_epochs=2), 0.01, 10, 12)
+    phase = Phase("scratch", 12, 0.01, "all", True, schedule="cosine")
+    optimizer = make_optimizer(TrainConfig(warmup_epochs=2), phase, 10)
     schedule = optimizer._learning_rate  # Keras keeps the schedule object here
     assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
     lr = [float(schedule(step)) for step in (0, 10, 20, 70, 120)]
@@ -216,21 +219,35 @@ def test_cosine_schedule_warms_up_then_decays_to_zero():
     assert lr[2] > lr[3] > lr[4] and lr[4] == pytest.approx(0.0, abs=1e-9)
 
 
-def test_monitor_and_schedule_choose_the_callbacks(tmp_path):
-    from gender_cls.training import Phase, make_callbacks, monitored
+def test_auto_settings_differ_from_scratch_and_pretrained_and_yield_to_given_ones():
+    scratch = plan_phases(RunConfig(model=ModelConfig(weights="none")))[0]
+    assert (scratch.lr, scratch.schedule, scratch.monitor, scratch.patience) == (
+        3e-3,
+        "cosine",
+        "val_accuracy",
+        10,
+    )
+    head, tune = plan_phases(RunConfig(train=TrainConfig(fine_tune_epochs=2)))
+    assert (head.lr, head.schedule, head.monitor, head.patience) == (1e-3, "plateau", "val_loss", 5)
+    assert (tune.lr, tune.schedule) == (1e-5, "plateau")
+    given = TrainConfig(lr=0.02, schedule="plateau", monitor="val_loss", patience=3)
+    mine = plan_phases(RunConfig(model=ModelConfig(weights="none"), train=given))[0]
+    assert (mine.lr, mine.schedule, mine.monitor, mine.patience) == (0.02, "plateau", "val_loss", 3)
 
-    scratch, head = Phase("scratch", 5, 1e-3, "all", True), Phase("head", 5, 1e-3, None)
-    assert monitored(TrainConfig(), scratch) == "val_accuracy"
-    assert monitored(TrainConfig(), head) == "val_loss"
-    assert monitored(TrainConfig(monitor="val_loss"), scratch) == "val_loss"
+
+def test_the_phase_chooses_the_callbacks(tmp_path):
+    from gender_cls.training import Phase, make_callbacks
+
     kinds = lambda cbs: [type(c).__name__ for c in cbs]  # noqa: E731
-    plateau = make_callbacks(tmp_path, scratch, TrainConfig(), None)
-    assert "ReduceLROnPlateau" in kinds(plateau)
-    stopper = next(c for c in plateau if isinstance(c, keras.callbacks.EarlyStopping))
-    assert (stopper.monitor, stopper.mode) == ("val_accuracy", "max")  # higher is better
-    cosine = make_callbacks(tmp_path, scratch, TrainConfig(schedule="cosine", ema=True), None)
-    assert "ReduceLROnPlateau" not in kinds(cosine)
-    assert kinds(cosine)[:3] == ["TerminateOnNaN", "SwapEMAWeights", "EarlyStopping"]
+    plateau = Phase("scratch", 5, 1e-3, "all", True, "plateau", "val_accuracy", 4)
+    callbacks = make_callbacks(tmp_path, plateau, TrainConfig(), None)
+    assert "ReduceLROnPlateau" in kinds(callbacks)
+    stopper = next(c for c in callbacks if isinstance(c, keras.callbacks.EarlyStopping))
+    assert (stopper.monitor, stopper.mode, stopper.patience) == ("val_accuracy", "max", 4)
+    cosine = Phase("scratch", 5, 1e-3, "all", True, "cosine", "val_accuracy", 10)
+    callbacks = make_callbacks(tmp_path, cosine, TrainConfig(ema=True), None)
+    assert "ReduceLROnPlateau" not in kinds(callbacks)
+    assert kinds(callbacks)[:3] == ["TerminateOnNaN", "SwapEMAWeights", "EarlyStopping"]
 
 
 def test_mixup_blends_images_and_targets(two_class_data):
