@@ -587,9 +587,20 @@ def predict_command(image_paths, more_paths, top_k, save_dir, model_path, classe
                 ranked = sorted(r.probabilities.items(), key=lambda kv: -kv[1])[:top_k]
                 click.echo("  ".join(f"{n} {p:6.1%}" for n, p in ranked) + f"  {r.path}")
             else:
-                click.echo(f"{r.label}  {r.confidence:6.1%}  {r.path}{_face_note(r)}")
+                click.echo(f"{_decision(r, predictor)}  {r.path}{_face_note(r)}")
     if any(r.error for r in results):
         raise SystemExit(1)
+
+
+def _decision(prediction, predictor) -> str:
+    """'male  P(male) 49.9% >= threshold 41.2%' for a binary model, so a label under 50% reads
+    as what it is; 'label  97.3%' (its probability) for a multi-class one."""
+    if not predictor.binary:
+        return f"{prediction.label}  {prediction.confidence:6.1%}"
+    positive = predictor.class_names[1]
+    p, threshold = prediction.probabilities[positive], prediction.threshold
+    sign = ">=" if p >= threshold else "<"
+    return f"{prediction.label}  P({positive}) {p:6.1%} {sign} threshold {threshold:.1%}"
 
 
 def _face_note(prediction) -> str:

@@ -20,8 +20,10 @@ def test_predict_one_file_prints_label_confidence_path(trained_run, two_class_da
     result = CliRunner().invoke(predict_command, ["--image_path", str(image),
                                                   "--model_path", str(trained_run.run_dir)])  # fmt: skip
     assert result.exit_code == 0, result.output
-    label, confidence, path = result.output.split()
-    assert label in ("female", "male") and confidence.endswith("%") and path == str(image)
+    label, p_male, probability, sign, _, threshold, path = result.output.split()
+    assert label in ("female", "male") and p_male == "P(male)" and path == str(image)
+    assert 0 <= float(probability.rstrip("%")) <= 100 and 0 <= float(threshold.rstrip("%")) <= 100
+    assert (label == "male") == (sign == ">=")  # the line explains the label
 
 
 @pytest.mark.slow
