@@ -97,10 +97,10 @@ class BlazeFace:
         boxes = np.concatenate([centre - size / 2, centre + size / 2], axis=1)  # x0 y0 x1 y1
         points = raw[:, 2:] + anchors[:, None]  # eyes, nose, mouth, two ear tragions
         faces = []
+        offset = np.array([left, top], np.float32)  # back from the letterboxed square
         for box, pts, score in _weighted_nms(boxes, points, scores, self.NMS_IOU):
-            to_image = np.array([side, side], np.float32), np.array([left, top], np.float32)
-            box = box.reshape(2, 2) * to_image[0] - to_image[1]
-            pts = pts * to_image[0] - to_image[1]
+            box = box.reshape(2, 2) * side - offset
+            pts = pts * side - offset
             eyes = pts[:2][np.argsort(pts[:2, 0])]  # image-left eye first
             landmarks = np.concatenate([eyes, pts[2:4]])
             faces.append(Face(tuple(float(v) for v in box.ravel()), landmarks, float(score)))
@@ -240,7 +240,8 @@ class CropResult:
 
 
 def default_cache_dir() -> Path:
-    """Where evaluation, prediction and crop-faces keep aligned crops unless told otherwise."""
+    """Where evaluation keeps aligned crops unless told otherwise (crop-faces writes straight to
+    its destination: a cached copy made its first run a third slower)."""
     root = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(root) / "gender_cls" / "faces"
 
@@ -286,14 +287,15 @@ class CropCache:
         os.replace(tmp, crop_file)
         return CropResult(path, str(crop_file))
 
-    def get_many(self, paths: Iterable[str], progress: Callable[[int], None] | None = None,
-                 workers: int | None = None) -> list[CropResult]:  # fmt: skip
+    def get_many(
+        self, paths: Iterable[str], progress: Callable[[int], None] | None = None
+    ) -> list[CropResult]:
         """Crops of many images on every core, in order; `progress(n)` after each image."""
         paths = list(paths)
         if self._cropper is None and paths:
             self._cropper = FaceCropper(self.crop)
         results: list[CropResult] = []
-        with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+        with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
             for result in pool.map(self.get, paths):
                 results.append(result)
                 if progress:
@@ -323,12 +325,13 @@ class CropReport:
         return line
 
 
-def crop_split(
-    split: Split, cache: CropCache, fallback: str, progress=None
-) -> tuple[Split, CropReport]:
+def crop_split(split: Split, cache: CropCache, fallback: str) -> tuple[Split, CropReport]:
     """The split with each path replaced by its aligned crop; images without a face keep their
     path (fallback "full") or are left out ("skip"); unreadable ones are left out and reported."""
-    results = cache.get_many(split.paths, progress)
+    from tqdm import tqdm
+
+    with tqdm(total=len(split), desc="face crop", unit="img", disable=None, leave=False) as bar:
+        results = cache.get_many(split.paths, bar.update)
     cropped = Split()
     no_face, unreadable, sources = [], [], []
     for result, label in zip(results, split.labels, strict=True):
@@ -346,8 +349,8 @@ def crop_split(
     return cropped, CropReport(found, no_face, fallback, unreadable, sources)
 
 
-def crop_tree(src: str | Path, dst: str | Path, crop: FaceCrop, size: int, fallback: str,
-              workers: int | None = None) -> CropReport:  # fmt: skip
+def crop_tree(src: str | Path, dst: str | Path, crop: FaceCrop, size: int,
+              fallback: str) -> CropReport:  # fmt: skip
     """Write the aligned face of every image under `src` to the same place under `dst` (as PNG,
     size x size); no face: the whole image resized ("full") or nothing ("skip")."""
     from tqdm import tqdm
@@ -377,7 +380,7 @@ def crop_tree(src: str | Path, dst: str | Path, crop: FaceCrop, size: int, fallb
         cv2.imwrite(str(target), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
         return path, aligned is not None, None
 
-    with ThreadPoolExecutor(max_workers=workers or os.cpu_count() or 1) as pool:
+    with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
         results = list(tqdm(pool.map(one, paths), total=len(paths), desc="crop-faces",
                             unit="img", disable=None))  # fmt: skip
     no_face = [p for p, found, _ in results if found is False]
