@@ -208,6 +208,20 @@ def prepare_run_dir(run_dir: str | Path, overwrite: bool = False, resume: bool =
     return run_dir
 
 
+def discard_run(run_dir: Path, created: bool) -> None:
+    """Remove a run that failed before its first epoch: the folder when this run made it, else
+    what the run wrote into it."""
+    if created:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        return
+    for name in (*RUN_ENTRIES, "face_cache"):
+        target = run_dir / name
+        if target.is_dir():
+            shutil.rmtree(target, ignore_errors=True)
+        elif target.exists():
+            target.unlink()
+
+
 def package_versions() -> dict[str, str]:
     from importlib.metadata import PackageNotFoundError, version
 

@@ -39,6 +39,7 @@ def random_matrix(height: int, width: int, config: AugmentConfig, rng) -> np.nda
         shift_x=rng.uniform(-max_dx, max_dx),
         shift_y=rng.uniform(-max_dy, max_dy),
         flip=config.horizontal_flip and rng.uniform() < 0.5,
+        flip_y=config.vertical_flip and rng.uniform() < 0.5,
     )
 
 

@@ -111,9 +111,11 @@ class RandomAugment(keras.layers.Layer):
         rot, shear = math.radians(c.rotation_range), math.radians(c.shear_range)
         max_dx = shift_pixels(c.width_shift_range, width)
         max_dy = shift_pixels(c.height_shift_range, height)
-        sign = ops.ones((batch,))
+        sign = sign_y = ops.ones((batch,))
         if c.horizontal_flip:
             sign = ops.where(self._uniform(batch, 0.0, 1.0) < 0.5, -1.0, 1.0)
+        if c.vertical_flip:
+            sign_y = ops.where(self._uniform(batch, 0.0, 1.0) < 0.5, -1.0, 1.0)
         coefficients = affine_coefficients(
             ops, height, width,
             angle=self._uniform(batch, -rot, rot),
@@ -122,7 +124,7 @@ class RandomAugment(keras.layers.Layer):
             shear=self._uniform(batch, -shear, shear),
             shift_x=self._uniform(batch, -max_dx, max_dx),
             shift_y=self._uniform(batch, -max_dy, max_dy),
-            sign=sign,
+            sign=sign, sign_y=sign_y,
         )  # fmt: skip
         return ops.stack(coefficients, axis=1)
 

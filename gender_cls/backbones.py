@@ -71,8 +71,9 @@ class Backbone:
                 raise
             url = str(error).split(" on ", 1)[-1].split(": ", 1)[0]
             raise UserError(
-                f"could not download the ImageNet weights for {self.name} ({url}); "
-                "to work offline use --weights none or --weights PATH (a local .h5 file)"
+                f"could not download the ImageNet weights for {self.name} ({url}); download "
+                "that file elsewhere and copy it into ~/.keras/models/, or work offline with "
+                "--weights none or --weights PATH (a local .h5 file)"
             ) from None
 
 

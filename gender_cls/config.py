@@ -109,6 +109,7 @@ class AugmentConfig(_Checked):
     width_shift_range: float = 0.1  # fraction of the width (< 1) or pixels (>= 1)
     height_shift_range: float = 0.1
     horizontal_flip: bool = True
+    vertical_flip: bool = False
     brightness_range: tuple[float, float] | None = None  # multiplier, e.g. (0.8, 1.2)
     contrast_range: float = 0.0  # contrast factor drawn in [1 - c, 1 + c]
     fill_mode: str = "nearest"
@@ -122,7 +123,8 @@ class AugmentConfig(_Checked):
     @classmethod
     def off(cls) -> AugmentConfig:
         """No augmentation at all (the identity)."""
-        return cls(0.0, 0.0, 0.0, 0.0, 0.0, False, None, 0.0)
+        return cls(rotation_range=0.0, zoom_range=0.0, width_shift_range=0.0,
+                   height_shift_range=0.0, horizontal_flip=False)  # fmt: skip
 
     @property
     def is_identity(self) -> bool:

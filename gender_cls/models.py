@@ -38,6 +38,14 @@ def check_weights_file(config: ModelConfig) -> None:
         raise UserError(f"{path}: weights file not found; use --weights imagenet, none or a file")
 
 
+def check_imagenet_weights(config: ModelConfig, image_size: int) -> None:
+    """With --weights imagenet, the weights file is in Keras' cache (~/.keras/models/) or
+    downloads now; a UserError otherwise."""
+    if config.weights.lower() == "imagenet":
+        get_backbone(config.backbone).build(image_size, "imagenet", config.alpha)
+        keras.backend.clear_session()
+
+
 def load_base_weights(base: keras.Model, path: str) -> None:
     """Load a local .h5 / .weights.h5 file into the base; errors say what to pass instead."""
     try:

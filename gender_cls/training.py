@@ -29,6 +29,7 @@ from gender_cls.faces import CropCache, crop_split, make_detector
 from gender_cls.metrics import binary_metrics, compute_metrics
 from gender_cls.models import (
     build_classifier,
+    check_imagenet_weights,
     check_weights_file,
     copy_classifier,
     freeze_base,
@@ -297,10 +298,25 @@ def train(
     if resume:
         run_dir = artifacts.prepare_run_dir(config.train.output_dir, resume=True)
         config = RunConfig.load(run_dir / artifacts.CONFIG_FILE)
+        check_before_work(config)
+        return _train(config, run_dir, True, output_model, verbose)
     check_before_work(config)
-    if not resume:
-        run_dir = artifacts.prepare_run_dir(config.train.output_dir, overwrite)
+    run_dir = Path(config.train.output_dir)
+    created = not run_dir.exists()
+    artifacts.prepare_run_dir(run_dir, overwrite)
+    try:
         config.save(run_dir / artifacts.CONFIG_FILE)
+        return _train(config, run_dir, False, output_model, verbose)
+    except BaseException:
+        if not (run_dir / artifacts.HISTORY_FILE).is_file():  # failed before its first epoch
+            artifacts.discard_run(run_dir, created)
+        raise
+
+
+def _train(
+    config: RunConfig, run_dir: Path, resume: bool, output_model: str | None, verbose: int | str
+) -> TrainingResult:
+    """Data, model, phases, card and files of a run whose directory is ready."""
     keras.utils.set_random_seed(config.data.seed)
     strategy = make_strategy(config.train.strategy)
     augment_on = resolve_placement(config.train.augment_on, config.augment)
@@ -319,24 +335,32 @@ def train(
 
 
 def check_before_work(config: RunConfig) -> None:
-    """Fail in the first second on what the dataclasses cannot check alone: the backbone name,
-    a local weights file and the face detector."""
-    get_backbone(config.model.backbone)
+    """Fail before any image is read on what the dataclasses cannot check alone: the backbone
+    name, a local weights file, the data folder and its classes (a flip must not swap two of
+    them), ImageNet weights (cached or downloadable) and the face detector."""
+    d = config.data
+    backbone = get_backbone(config.model.backbone)
     check_weights_file(config.model)
-    if config.data.face_crop:
-        make_detector(config.data.face_detector)
+    check_flips(discover(d.data_path, d.val_split, d.seed).class_names, config.augment)
+    check_imagenet_weights(config.model, d.image_size or backbone.default_size)
+    if d.face_crop:
+        make_detector(d.face_detector)
 
 
-MIRROR_PAIRS = (("left", "right"),)  # classes a horizontal flip turns into each other
+MIRROR_PAIRS = {  # classes each flip turns into each other
+    "horizontal_flip": ("left", "right"),
+    "vertical_flip": ("up", "down"),
+}
 
 
 def check_flips(class_names: list[str], augment: AugmentConfig) -> None:
-    """A horizontal flip would silently swap the labels of mirror-image classes: refuse it."""
+    """A flip would silently swap the labels of mirror-image classes: refuse it."""
     names = {name.lower() for name in class_names}
-    for pair in MIRROR_PAIRS:
-        if augment.horizontal_flip and set(pair) <= names:
-            raise UserError(f"classes {pair[0]!r} and {pair[1]!r} swap under a horizontal flip, "
-                            "which would mislabel the flipped images; pass --no-horizontal_flip")  # fmt: skip
+    for option, pair in MIRROR_PAIRS.items():
+        if getattr(augment, option) and set(pair) <= names:
+            kind = option.split("_")[0]
+            raise UserError(f"classes {pair[0]!r} and {pair[1]!r} swap under a {kind} flip, "
+                            f"which would mislabel the flipped images; pass --no-{option}")  # fmt: skip
 
 
 def prepare_data(
@@ -347,7 +371,6 @@ def prepare_data(
     d = config.data
     index = _load_index(config, run_dir, resume)
     log.info("data: %s\n%s", d.data_path, index.summary())
-    check_flips(index.class_names, config.augment)
     image_size = d.image_size or get_backbone(config.model.backbone).default_size
     if d.face_crop:
         _crop_faces(index, config, run_dir, image_size)

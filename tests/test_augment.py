@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -9,6 +11,8 @@ import tensorflow as tf
 from gender_cls.affine import affine_matrix, has_geometry
 from gender_cls.augment import augment_image, augment_op, warp_image
 from gender_cls.config import AugmentConfig
+
+OFF = AugmentConfig.off()
 
 FULL = AugmentConfig(
     rotation_range=30,
@@ -44,6 +48,7 @@ def test_rotation_by_90_matches_rot90():
 def test_flip_matches_fliplr():
     image = random_image()
     np.testing.assert_array_equal(warp_image(image, transform(16, flip=True)), image[:, ::-1])
+    np.testing.assert_array_equal(warp_image(image, transform(16, flip_y=True)), image[::-1])
 
 
 def test_shift_moves_content_by_whole_pixels():
@@ -119,10 +124,10 @@ def test_colour_effects_are_drawn_only_when_set():
     image = random_image(32)
     for config in (
         AugmentConfig.off(),
-        AugmentConfig(0, 0, 0, 0, 0, False, None, 0, saturation_range=0.5),
-        AugmentConfig(0, 0, 0, 0, 0, False, None, 0, grayscale_probability=1.0),
-        AugmentConfig(0, 0, 0, 0, 0, False, None, 0, blur_sigma=2.0),
-        AugmentConfig(0, 0, 0, 0, 0, False, None, 0, jpeg_quality=20),
+        replace(OFF, saturation_range=0.5),
+        replace(OFF, grayscale_probability=1.0),
+        replace(OFF, blur_sigma=2.0),
+        replace(OFF, jpeg_quality=20),
     ):
         out = augment_image(image, config, seed=5)
         assert out.shape == image.shape and out.dtype == np.uint8
@@ -132,7 +137,7 @@ def test_colour_effects_are_drawn_only_when_set():
 
 def test_grey_stays_grey_under_saturation_and_hue_and_greyscale_is_grey():
     grey = np.repeat(random_image(16)[..., :1], 3, axis=2)
-    config = AugmentConfig(0, 0, 0, 0, 0, False, None, 0, saturation_range=0.9, hue_range=90)
+    config = replace(OFF, saturation_range=0.9, hue_range=90)
     np.testing.assert_array_equal(augment_image(grey, config, seed=1), grey)
     greyed = augment_image(random_image(16), AugmentConfig(grayscale_probability=1.0), seed=2)
     assert np.array_equal(greyed[..., 0], greyed[..., 1]) and np.array_equal(greyed[..., 1],
@@ -141,11 +146,11 @@ def test_grey_stays_grey_under_saturation_and_hue_and_greyscale_is_grey():
 
 def test_blur_smooths_and_jpeg_stays_close():
     image = random_image(32)
-    blurred = augment_image(image, AugmentConfig(0, 0, 0, 0, 0, False, None, 0, blur_sigma=3.0),
+    blurred = augment_image(image, replace(OFF, blur_sigma=3.0),
                             seed=4)  # fmt: skip
     assert blurred.astype(float).std() < image.astype(float).std()
     smooth = np.tile(np.linspace(0, 255, 32, dtype=np.uint8)[None, :, None], (32, 1, 3))
-    jpeg = augment_image(smooth, AugmentConfig(0, 0, 0, 0, 0, False, None, 0, jpeg_quality=30),
+    jpeg = augment_image(smooth, replace(OFF, jpeg_quality=30),
                          seed=4)  # fmt: skip
     assert 0 < np.abs(jpeg.astype(int) - smooth).mean() < 8
 

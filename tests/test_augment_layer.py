@@ -69,6 +69,15 @@ def test_flip_only_mirrors_some_images_and_leaves_the_rest():
     assert all(f or k for f, k in zip(flipped, kept, strict=True)) and any(flipped) and any(kept)
 
 
+def test_vertical_flip_mirrors_upside_down():
+    x = images(16)
+    flip = dataclasses.replace(AugmentConfig.off(), vertical_flip=True)
+    out = ops.convert_to_numpy(layer(flip)(x, training=True))
+    flipped = [np.allclose(out[i], x[i, ::-1], atol=1e-3) for i in range(len(x))]
+    kept = [np.allclose(out[i], x[i], atol=1e-3) for i in range(len(x))]
+    assert all(f or k for f, k in zip(flipped, kept, strict=True)) and any(flipped) and any(kept)
+
+
 def test_same_seed_same_augmentation():
     x = images()
     first = ops.convert_to_numpy(layer(GEOMETRY, seed=7)(x, training=True))

@@ -285,3 +285,42 @@ def test_a_flip_that_would_swap_left_and_right_is_refused(tmp_path):
     config.augment.horizontal_flip = True
     with pytest.raises(UserError, match="'left' and 'right' swap .* pass --no-horizontal_flip"):
         train(config, verbose=0)
+    config.augment.horizontal_flip, config.augment.vertical_flip = False, True
+    with pytest.raises(UserError, match="'up' and 'down' swap .* pass --no-vertical_flip"):
+        train(config, verbose=0)
+
+
+def test_offline_imagenet_fails_first_and_leaves_no_run_directory(tmp_path, monkeypatch):
+    import urllib.error
+
+    from gender_cls.errors import UserError
+
+    def offline(*_args, **_kwargs):
+        raise urllib.error.URLError("Name or service not known")
+
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras_home"))  # an empty weights cache
+    monkeypatch.setattr("keras.src.utils.file_utils.urlretrieve", offline)
+    data = tmp_path / "data" / "train"
+    for name in ("female", "male"):
+        (data / name).mkdir(parents=True)
+        (data / name / "broken.jpg").write_text("not an image")  # reading it would fail
+    config = tiny_config(tmp_path / "data", tmp_path / "run")
+    config.model.weights = "imagenet"
+    with pytest.raises(UserError, match=r"ImageNet weights .* copy it into ~/.keras/models/"):
+        train(config, verbose=0)
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_that_fails_before_its_first_epoch_leaves_the_folder_as_it_was(tmp_path):
+    from gender_cls.datasets import make_direction_dataset
+    from gender_cls.errors import UserError
+
+    data = make_direction_dataset(tmp_path / "direction", n_per_class=8, size=32)
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("kept")
+    config = tiny_config(data, out)
+    config.augment.horizontal_flip = True
+    with pytest.raises(UserError, match="swap under a horizontal flip"):
+        train(config, verbose=0)
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
