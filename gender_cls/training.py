@@ -514,10 +514,20 @@ def write_run(
     return TrainingResult(run_dir, model_path, card, history, phase2_start, written)
 
 
+def kept_epoch(history: dict, monitor: str) -> int | None:
+    """Index of the epoch EarlyStopping restores: the first best value of `monitor`."""
+    values = np.asarray(history.get(monitor, []), np.float64)
+    if values.size == 0 or np.all(np.isnan(values)):
+        return None
+    return int(np.nanargmax(values) if monitor == "val_accuracy" else np.nanargmin(values))
+
+
 def _log_phase(phase: Phase, history: dict, first: int, end: int, seconds: float) -> None:
-    val_acc = history.get("val_accuracy") or [float("nan")]
-    best = int(np.nanargmax(val_acc)) if not np.all(np.isnan(val_acc)) else 0
-    log.info(
-        "phase %s: epochs %d-%d in %.0fs, best val_accuracy %.4f (epoch %d), lr %g",
-        phase.name, first + 1, end, seconds, val_acc[best], first + best + 1, phase.lr,
-    )  # fmt: skip
+    """One line per phase: its epochs and time, and the epoch whose weights were kept."""
+    line = f"phase {phase.name}: epochs {first + 1}-{end} in {seconds:.0f}s, lr {phase.lr:g}"
+    best = kept_epoch(history, phase.monitor)
+    if best is not None:
+        metrics = ", ".join(f"{name} {history[name][best]:.4f}"
+                            for name in ("val_loss", "val_accuracy") if name in history)  # fmt: skip
+        line += f"; kept epoch {first + best + 1} (best {phase.monitor}): {metrics}"
+    log.info(line)

@@ -324,3 +324,15 @@ def test_a_run_that_fails_before_its_first_epoch_leaves_the_folder_as_it_was(tmp
     with pytest.raises(UserError, match="swap under a horizontal flip"):
         train(config, verbose=0)
     assert sorted(p.name for p in out.iterdir()) == ["notes.txt"]
+
+
+def test_the_phase_line_names_the_epoch_whose_weights_were_kept(caplog):
+    from gender_cls.training import Phase, _log_phase, kept_epoch
+
+    history = {"val_loss": [0.6, 0.4, 0.5], "val_accuracy": [0.7, 0.8, 0.9]}
+    assert kept_epoch(history, "val_loss") == 1 and kept_epoch(history, "val_accuracy") == 2
+    assert kept_epoch({}, "val_loss") is None
+    with caplog.at_level("INFO", logger="gender_cls.training"):
+        _log_phase(Phase("head", 3, 1e-3, None, monitor="val_loss"), history, 5, 8, 12.0)
+    assert "epochs 6-8 in 12s" in caplog.text
+    assert "kept epoch 7 (best val_loss): val_loss 0.4000, val_accuracy 0.8000" in caplog.text
