@@ -430,8 +430,14 @@ def _model_options(command):
     "--data_dir",
     "--test_dir",
     "data_path",
-    required=True,
+    default=None,
     help="Labelled test images: <class>/ folders, or a root with test/.",
+)
+@click.option(
+    "--split",
+    type=click.Choice(["val", "test"]),
+    default=None,
+    help="Instead of --data_path: the run's own validation or test images (its split.json).",
 )
 @click.option(
     "--output_dir",
@@ -479,7 +485,7 @@ def _model_options(command):
 )
 @_model_options
 @handle_errors
-def evaluate_command(data_path, output_dir, tune_on, threshold_metric, max_misclassified,
+def evaluate_command(data_path, split, output_dir, tune_on, threshold_metric, max_misclassified,
                      face_fallback, groups, face_cache, model_path, classes, input_scale, threshold,
                      batch_size, backend, mixed_precision, jit, face_crop, as_json,
                      verbose) -> None:  # fmt: skip
@@ -494,7 +500,7 @@ def evaluate_command(data_path, output_dir, tune_on, threshold_metric, max_miscl
     from gender_cls.evaluation import evaluate, write_outputs
 
     result = evaluate(
-        model_path, data_path, classes=classes, input_scale=input_scale, threshold=threshold,
+        model_path, data_path, split=split, classes=classes, input_scale=input_scale, threshold=threshold,
         tune_on=tune_on, threshold_metric=threshold_metric, batch_size=batch_size,
         backend=keras_if_asked(backend, mixed_precision, jit), mixed_precision=mixed_precision,
         jit=jit, face_crop=face_crop, face_fallback=face_fallback, face_cache=face_cache,

@@ -193,6 +193,18 @@ def labelled_folder(folder: str | Path, class_names: list[str] | None = None) ->
     return DatasetIndex(str(folder), names, {"test": split}, "folders")
 
 
+def run_split(split_file: Path, name: str) -> DatasetIndex:
+    """One split of a run's split.json as an evaluation index (its images as "test")."""
+    if not split_file.is_file():
+        raise DataError(f"{split_file}: not found; --split needs a run directory written by "
+                        "train_model.py (its split.json), else pass --data_path")  # fmt: skip
+    index = DatasetIndex.load(split_file)
+    if name not in index.splits:
+        raise DataError(f"{split_file}: the run has no {name} split (its data had no {name}/ "
+                        f"folder); choose one of {', '.join(index.splits)} or pass --data_path")  # fmt: skip
+    return DatasetIndex(index.root, index.class_names, {"test": index.splits[name]}, index.layout)
+
+
 def _require_two_classes(class_names: list[str], folder: Path) -> None:
     if len(class_names) < 2:
         raise DataError(

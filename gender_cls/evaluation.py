@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from gender_cls import artifacts, plots
-from gender_cls.data import DatasetIndex, check_readable, labelled_folder
+from gender_cls.data import DatasetIndex, check_readable, labelled_folder, run_split
 from gender_cls.errors import UserError
 from gender_cls.faces import CropCache, CropReport, crop_split, default_cache_dir
 from gender_cls.fairness import format_report, group_table, load_groups
@@ -82,14 +82,15 @@ class LabelledPredictions:
 
 
 def _labelled_predictions(
-    predictor: Predictor, folder: str | Path, verbose: int, faces: CropCache | None, fallback: str
+    predictor: Predictor, index: DatasetIndex, verbose: int, faces: CropCache | None, fallback: str
 ) -> LabelledPredictions:
-    index = check_readable(labelled_folder(folder, predictor.class_names))
+    """Predict the "test" split of `index` (its unreadable images dropped first)."""
+    index = check_readable(index)
     split, report = index.splits["test"], None
     if faces is not None:
         split, report = crop_split(split, faces, fallback)
         log.info("face crop: %s", report.summary())
-    log.info("predicting %d images in %s", len(split), folder)
+    log.info("predicting %d images from %s", len(split), index.root)
     probabilities = predictor.predict_files(split.paths, verbose=verbose)
     paths = report.sources if report else split.paths
     return LabelledPredictions(index, paths, np.asarray(split.labels), probabilities, report)
@@ -97,8 +98,9 @@ def _labelled_predictions(
 
 def evaluate(
     model_path: str | Path | artifacts.ModelRef,
-    data_dir: str | Path,
+    data_dir: str | Path | None = None,
     *,
+    split: str | None = None,
     classes: list[str] | None = None,
     input_scale: str | None = None,
     threshold: float | None = None,
@@ -114,15 +116,24 @@ def evaluate(
     groups: str | None = None,
     verbose: int = 0,
 ) -> EvaluationResult:
-    """Predict every image of a labelled folder and measure the model on it; a model trained
-    with a face crop is evaluated on aligned faces unless `face_crop` is False. `groups`
-    ("utkface" or a CSV file) adds per-group metrics."""
+    """Predict every image of a labelled folder (or of the run's own `split`, "val" or "test",
+    from its split.json) and measure the model on it; a model trained with a face crop is
+    evaluated on aligned faces unless `face_crop` is False. `groups` ("utkface" or a CSV file)
+    adds per-group metrics."""
     if groups not in (None, "utkface") and not Path(groups).is_file():
         raise UserError(f"{groups}: groups file not found; pass a CSV (path, attributes...) or "
                         "utkface")  # fmt: skip
+    if (data_dir is None) == (split is None):
+        raise UserError("pass either --data_path (a labelled folder) or --split val|test (the "
+                        "run's own split), not both")  # fmt: skip
     model = artifacts.resolve_model(model_path)
+    if split is not None:
+        split_file = model.file.parent / artifacts.SPLIT_FILE
+        source, data_dir = run_split(split_file, split), f"{split_file}:{split}"
+    else:
+        source = labelled_folder(data_dir)
     if classes is None and model.card is None:
-        classes = labelled_folder(data_dir).class_names  # a bare model: the folders' classes
+        classes = source.class_names  # a bare model: the folders' classes
     predictor = Predictor(
         model, classes=classes, input_scale=input_scale, threshold=threshold,
         batch_size=batch_size, backend=backend, mixed_precision=mixed_precision, jit=jit,
@@ -134,7 +145,12 @@ def evaluate(
         faces = CropCache(folder, predictor.face_crop, predictor.image_size)
     if tune_on is not None and predictor.binary:
         _tune(predictor, tune_on, data_dir, threshold_metric, verbose, faces, face_fallback)
-    found = _labelled_predictions(predictor, data_dir, verbose, faces, face_fallback)
+    if split is None:  # labels in the model's class order
+        source = labelled_folder(data_dir, predictor.class_names)
+    elif source.class_names != predictor.class_names:
+        raise UserError(f"{data_dir}: classes {source.class_names} differ from the model's "
+                        f"{predictor.class_names}; pass --data_path")  # fmt: skip
+    found = _labelled_predictions(predictor, source, verbose, faces, face_fallback)
     y_true, probabilities = found.y_true, found.probabilities
     y_pred = predictor.decide(probabilities)
     names = predictor.class_names
@@ -171,7 +187,8 @@ def _tune(predictor: Predictor, tune_on, data_dir, metric, verbose, faces, fallb
         card = predictor.model_ref.card
         config = card.config if card else None
         metric = config.train.threshold_metric if config else "f1"
-    found = _labelled_predictions(predictor, tune_on, verbose, faces, fallback)
+    index = labelled_folder(tune_on, predictor.class_names)
+    found = _labelled_predictions(predictor, index, verbose, faces, fallback)
     predictor.threshold = tune_threshold(found.y_true, found.probabilities[:, 1], metric)
     predictor.threshold_source = f"tuned on {tune_on} to maximise {metric}"
     log.info("threshold %.4f %s", predictor.threshold, predictor.threshold_source)

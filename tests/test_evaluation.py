@@ -199,3 +199,25 @@ def test_threshold_metric_picks_what_tune_on_maximises(trained_run, two_class_da
     assert result.exit_code == 0, result.output
     source = json.loads(result.stdout)["threshold_source"]
     assert source == f"tuned on {two_class_data / 'val'} to maximise youden"
+
+
+@pytest.mark.slow
+def test_split_evaluates_the_runs_own_images(trained_run, two_class_data, tmp_path):
+    own = evaluate(trained_run.run_dir, split="test")
+    folder = evaluate(trained_run.run_dir, two_class_data / "test")
+    assert own.paths == folder.paths and own.metrics["accuracy"] == folder.metrics["accuracy"]
+    assert own.metrics["data_path"].endswith("split.json:test")
+    val = evaluate(trained_run.run_dir, split="val")
+    assert sorted(val.paths) == sorted(str(p) for p in (two_class_data / "val").rglob("*.png"))
+    args = ["--split", "val", "--model_path", str(trained_run.run_dir), "--output_dir",
+            str(tmp_path / "out"), "--json"]  # fmt: skip
+    result = CliRunner().invoke(evaluate_command, args)
+    assert result.exit_code == 0 and json.loads(result.stdout)["images"] == len(val.paths)
+    both = CliRunner().invoke(evaluate_command, [*args, "--data_path", str(two_class_data)])
+    assert both.exit_code == 2 and "either --data_path" in both.output
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    shutil.copy(trained_run.run_dir / "model.keras", lone)
+    shutil.copy(trained_run.run_dir / "model.json", lone)
+    missing = CliRunner().invoke(evaluate_command, ["--split", "val", "--model_path", str(lone)])
+    assert missing.exit_code == 2 and "split.json: not found" in missing.output
