@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import tempfile
+import zipfile
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ NO_FACE_FILE = "no_face_found.txt"  # images the face crop found no face in
 RUN_ENTRIES = (MODEL_FILE, META_FILE, CONFIG_FILE, STATE_FILE, SPLIT_FILE, HISTORY_FILE,
                NO_FACE_FILE, "training_plots", "checkpoints", "logs")  # fmt: skip
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".tflite", ".onnx")
+EMBEDDED_CARD = "gender_cls.json"  # the card inside a .keras zip, or an attribute of a .h5 file
 
 
 def write_json(data: Any, path: str | Path) -> None:
@@ -53,14 +55,52 @@ def read_json(path: str | Path) -> dict:
         ) from None
 
 
-def save_model(model, path: str | Path) -> Path:
-    """Save a Keras model atomically (.keras, or legacy HDF5 for .h5)."""
+def save_model(model, path: str | Path, card: ModelCard | None = None) -> Path:
+    """Save a Keras model atomically (.keras, or legacy HDF5 for .h5), with `card` inside."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     model.save(tmp)
+    if card is not None:
+        _embed_card(tmp, card)
     os.replace(tmp, path)
     return path
+
+
+def _embed_card(model_file: Path, card: ModelCard) -> None:
+    """Put the card inside a freshly saved model file, so the file alone predicts like its run."""
+    text = json.dumps(card.to_dict(), default=str)
+    if model_file.suffix.lower() == ".keras":
+        with zipfile.ZipFile(model_file, "a") as archive:
+            archive.writestr(EMBEDDED_CARD, text)
+    else:
+        import h5py
+
+        with h5py.File(model_file, "a") as handle:
+            handle.attrs[EMBEDDED_CARD] = text
+
+
+def embedded_card(model_file: Path) -> ModelCard | None:
+    """The card saved inside a .keras or .h5 file by gender_cls, else None."""
+    suffix = model_file.suffix.lower()
+    try:
+        if suffix == ".keras":
+            with zipfile.ZipFile(model_file) as archive:
+                if EMBEDDED_CARD not in archive.namelist():
+                    return None
+                text = archive.read(EMBEDDED_CARD)
+        elif suffix in (".h5", ".hdf5"):
+            import h5py
+
+            with h5py.File(model_file, "r") as handle:
+                text = handle.attrs.get(EMBEDDED_CARD)
+            if text is None:
+                return None
+        else:
+            return None
+    except (OSError, zipfile.BadZipFile):
+        return None  # not readable as a model either: loading it says so
+    return ModelCard.from_dict(json.loads(text), f"{model_file} (its built-in card)")
 
 
 def metadata_path(model_path: str | Path) -> Path:
@@ -152,7 +192,8 @@ class ModelCard:
 
 @dataclass(frozen=True)
 class ModelRef:
-    """A resolved --model_path: the model file and its card (None for a bare model)."""
+    """A resolved --model_path: the model file and its card, from the .json beside it (which
+    export keeps up to date) or else from inside the file; None for a bare model."""
 
     file: Path
     card: ModelCard | None
@@ -163,8 +204,8 @@ class ModelRef:
 
 
 def save_artifact(model, card: ModelCard, model_path: str | Path) -> tuple[Path, Path]:
-    """Write the model and its card beside it; returns both paths."""
-    saved = save_model(model, model_path)
+    """Write the model (with its card inside) and its card beside it; returns both paths."""
+    saved = save_model(model, model_path, card)
     return saved, card.save(metadata_path(saved))
 
 
@@ -185,7 +226,7 @@ def resolve_model(model_path: str | Path | ModelRef) -> ModelRef:
     if path.suffix.lower() not in MODEL_SUFFIXES:
         raise UserError(f"{path}: not a model file; expected one of {', '.join(MODEL_SUFFIXES)}")
     meta = metadata_path(path)
-    return ModelRef(path, ModelCard.load(meta) if meta.is_file() else None)
+    return ModelRef(path, ModelCard.load(meta) if meta.is_file() else embedded_card(path))
 
 
 def prepare_run_dir(run_dir: str | Path, overwrite: bool = False, resume: bool = False) -> Path:

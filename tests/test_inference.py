@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -102,12 +104,40 @@ def test_mixed_precision_and_jit_prediction_match_float32(trained_run, two_class
 
 @pytest.mark.slow
 def test_mixed_precision_needs_a_gender_cls_model(trained_run, tmp_path):
+    import keras
+
     from gender_cls.errors import UserError
 
-    bare = tmp_path / "bare.keras"
-    bare.write_bytes((trained_run.run_dir / "model.keras").read_bytes())
+    bare = tmp_path / "bare.keras"  # saved by Keras alone: no card inside
+    keras.saving.load_model(trained_run.run_dir / "model.keras", compile=False).save(bare)
     with pytest.raises(UserError, match="--mixed_precision needs a model trained by gender_cls"):
         Predictor(bare, classes=["female", "male"], mixed_precision=True)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+def test_a_lone_model_file_predicts_exactly_like_its_run(trained_run, two_class_data, tmp_path,
+                                                         suffix):  # fmt: skip
+    import keras
+
+    from gender_cls import artifacts
+
+    run = artifacts.resolve_model(trained_run.run_dir)
+    card = dataclasses.replace(run.card, threshold=0.37, threshold_source="tuned")  # not 0.5
+    model = keras.saving.load_model(run.file, compile=False)
+    saved, beside = artifacts.save_artifact(model, card, tmp_path / f"run{suffix}")
+    lone = tmp_path / "elsewhere" / f"model_balanced{suffix}"  # renamed, without its .json
+    lone.parent.mkdir()
+    shutil.copy(saved, lone)
+    assert beside.is_file() and not lone.with_suffix(".json").exists()
+    folder = str(two_class_data / "test")
+    with_json = Predictor(saved, backend="keras").predict_paths([folder])
+    alone = Predictor(lone, backend="keras")
+    assert alone.assumptions == [] and alone.threshold == 0.37 and alone.input_scale == "raw"
+    got = alone.predict_paths([folder])
+    assert [p.label for p in got] == [p.label for p in with_json]
+    np.testing.assert_allclose([p.probabilities["male"] for p in got],
+                               [p.probabilities["male"] for p in with_json], atol=1e-6)  # fmt: skip
 
 
 def test_keras_settings_pick_the_keras_model():
