@@ -113,7 +113,6 @@ def metadata_path(model_path: str | Path) -> Path:
     return model_path.with_suffix(".json")
 
 
-INPUT_SCALES = ("unit", "raw")  # pixels /255, or 0-255 as read
 INPUT_DESCRIPTION = "RGB pixels in [0, 255], float32 or uint8, shape (batch, size, size, 3)"
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import click
 
-from gender_cls.artifacts import INPUT_SCALES, ModelCard
+from gender_cls.artifacts import ModelCard
 from gender_cls.config import (
     AUGMENT_PLACEMENTS,
     BALANCE_CHOICES,
@@ -38,6 +38,7 @@ from gender_cls.config import (
     TrainConfig,
 )
 from gender_cls.errors import UserError, silenced_stderr
+from gender_cls.model_input import INPUT_SCALES, OUTPUT_KINDS
 
 
 def _dashes_as_underscores(token: str) -> str:
@@ -395,6 +396,26 @@ def _split_classes(_ctx, _param, value: str | None) -> list[str] | None:
     return [c.strip() for c in value.split(",") if c.strip()] if value else None
 
 
+def _split_floats(_ctx, _param, value: str | None) -> tuple[float, ...] | None:
+    if not value:
+        return None
+    try:
+        return tuple(float(v) for v in value.split(","))
+    except ValueError:
+        raise click.BadParameter("give one number or three, comma-separated") from None
+
+
+PREDICTOR_OPTIONS = ("classes", "input_scale", "input_mean", "input_std", "bgr", "output",
+                     "threshold", "batch_size", "backend", "mixed_precision", "jit", "face_crop")  # fmt: skip
+
+
+def predictor_options(options: dict) -> dict:
+    """The Predictor's keyword arguments among a command's options (removed from `options`)."""
+    chosen = {name: options.pop(name) for name in PREDICTOR_OPTIONS}
+    chosen["backend"] = keras_if_asked(chosen["backend"], chosen["mixed_precision"], chosen["jit"])
+    return chosen
+
+
 def _model_options(command):
     options = [
         click.option("--model_path", "--model", "model_path", required=True,
@@ -403,8 +424,18 @@ def _model_options(command):
         click.option("--classes", callback=_split_classes, default=None,
                      help="Bare models only: class names in output order, e.g. female,male."),
         click.option("--input_scale", "input_scale",
-                     type=click.Choice(INPUT_SCALES), default=None,
-                     help="Bare models only: pixels /255 (unit) or 0-255 (raw).  [default: unit]"),
+                     type=click.Choice(INPUT_SCALES), default=None, show_default="unit",
+                     help="Bare models: pixels /255 (unit), 0-255 (raw) or torchvision's ImageNet "
+                          "mean/std (imagenet)."),
+        click.option("--input_mean", callback=_split_floats, default=None,
+                     help="Bare models: subtract this from 0-255 pixels, one value or R,G,B."),
+        click.option("--input_std", callback=_split_floats, default=None,
+                     help="Bare models: then divide by this, one value or R,G,B."),
+        click.option("--bgr", is_flag=True, help="Bare models: feed channels as BGR (OpenCV, "
+                                                 "Caffe) instead of RGB."),
+        click.option("--output", "output", type=click.Choice(OUTPUT_KINDS), default="auto",
+                     help="Bare models: logits get a sigmoid/softmax; auto tells them apart on "
+                          "test inputs."),
         click.option("--threshold", type=click.FloatRange(0, 1), default=None,
                      help="Decision threshold on P(second class) [default: the model's tuned one]."),
         click.option("--batch_size", "batch_size", type=int, default=32),
@@ -486,25 +517,23 @@ def _model_options(command):
 @_model_options
 @handle_errors
 def evaluate_command(data_path, split, output_dir, tune_on, threshold_metric, max_misclassified,
-                     face_fallback, groups, face_cache, model_path, classes, input_scale, threshold,
-                     batch_size, backend, mixed_precision, jit, face_crop, as_json,
-                     verbose) -> None:  # fmt: skip
+                     face_fallback, groups, face_cache, model_path, as_json, verbose,
+                     **options) -> None:  # fmt: skip
     """Evaluate a trained model on a labelled test folder and write a full report.
 
     \b
     python test_script.py --data_path TEST_DIR --model_path runs/gender-mnv2 \\
         --output_dir evaluation_results
+    python test_script.py --model_path runs/gender-mnv2 --split val
     """
     quiet_tensorflow(verbose)
     setup_logging(verbose)
     from gender_cls.evaluation import evaluate, write_outputs
 
     result = evaluate(
-        model_path, data_path, split=split, classes=classes, input_scale=input_scale, threshold=threshold,
-        tune_on=tune_on, threshold_metric=threshold_metric, batch_size=batch_size,
-        backend=keras_if_asked(backend, mixed_precision, jit), mixed_precision=mixed_precision,
-        jit=jit, face_crop=face_crop, face_fallback=face_fallback, face_cache=face_cache,
-        groups=groups, verbose=progress_verbosity(as_json),
+        model_path, data_path, split=split, tune_on=tune_on, threshold_metric=threshold_metric,
+        face_fallback=face_fallback, face_cache=face_cache, groups=groups,
+        verbose=progress_verbosity(as_json), **predictor_options(options),
     )  # fmt: skip
     for line in result.assumptions:
         click.echo(f"assumed: {line}", err=True)
@@ -553,9 +582,8 @@ def evaluate_command(data_path, split, output_dir, tune_on, threshold_metric, ma
 )
 @_model_options
 @handle_errors
-def predict_command(image_paths, more_paths, top_k, save_dir, model_path, classes, input_scale,
-                    threshold, batch_size, backend, mixed_precision, jit, face_crop, as_json,
-                    verbose) -> None:  # fmt: skip
+def predict_command(image_paths, more_paths, top_k, save_dir, model_path, as_json, verbose,
+                    **options) -> None:  # fmt: skip
     """Predict the class of images (files or folders) with a trained model.
 
     \b
@@ -569,15 +597,11 @@ def predict_command(image_paths, more_paths, top_k, save_dir, model_path, classe
     from gender_cls.inference import Predictor
     from gender_cls.runners import exported_file
 
-    backend = keras_if_asked(backend, mixed_precision, jit)
+    chosen = predictor_options(options)
     model = resolve_model(model_path)
-    quiet_tensorflow(verbose, import_now=exported_file(model, backend) is None)
+    quiet_tensorflow(verbose, import_now=exported_file(model, chosen["backend"]) is None)
     setup_logging(verbose)
-
-    predictor = Predictor(model, classes=classes, input_scale=input_scale,
-                          threshold=threshold, batch_size=batch_size, backend=backend,
-                          mixed_precision=mixed_precision, jit=jit,
-                          face_crop=face_crop)  # fmt: skip
+    predictor = Predictor(model, **chosen)
     for line in predictor.assumptions:
         click.echo(f"assumed: {line}", err=True)
     results = predictor.predict_paths(paths)

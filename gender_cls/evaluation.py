@@ -101,25 +101,19 @@ def evaluate(
     data_dir: str | Path | None = None,
     *,
     split: str | None = None,
-    classes: list[str] | None = None,
-    input_scale: str | None = None,
-    threshold: float | None = None,
     tune_on: str | Path | None = None,
     threshold_metric: str | None = None,
-    batch_size: int = 32,
-    backend: str = "auto",
-    mixed_precision: bool = False,
-    jit: bool | None = None,
-    face_crop: bool | None = None,
     face_fallback: str = "full",
     face_cache: str | Path | None = None,
     groups: str | None = None,
     verbose: int = 0,
+    **predictor_options,
 ) -> EvaluationResult:
     """Predict every image of a labelled folder (or of the run's own `split`, "val" or "test",
     from its split.json) and measure the model on it; a model trained with a face crop is
     evaluated on aligned faces unless `face_crop` is False. `groups` ("utkface" or a CSV file)
-    adds per-group metrics."""
+    adds per-group metrics. `predictor_options` go to the Predictor (classes, threshold,
+    backend, input_scale...)."""
     if groups not in (None, "utkface") and not Path(groups).is_file():
         raise UserError(f"{groups}: groups file not found; pass a CSV (path, attributes...) or "
                         "utkface")  # fmt: skip
@@ -132,13 +126,9 @@ def evaluate(
         source, data_dir = run_split(split_file, split), f"{split_file}:{split}"
     else:
         source = labelled_folder(data_dir)
-    if classes is None and model.card is None:
-        classes = source.class_names  # a bare model: the folders' classes
-    predictor = Predictor(
-        model, classes=classes, input_scale=input_scale, threshold=threshold,
-        batch_size=batch_size, backend=backend, mixed_precision=mixed_precision, jit=jit,
-        face_crop=face_crop,
-    )  # fmt: skip
+    if predictor_options.get("classes") is None and model.card is None:
+        predictor_options["classes"] = source.class_names  # a bare model: the folders' classes
+    predictor = Predictor(model, **predictor_options)
     faces = None
     if predictor.face_crop is not None:
         folder = face_cache or default_cache_dir()

@@ -9,11 +9,18 @@ from pathlib import Path
 
 import numpy as np
 
-from gender_cls.artifacts import INPUT_SCALES, ModelRef, resolve_model
+from gender_cls.artifacts import ModelRef, resolve_model
 from gender_cls.config import FaceCrop
 from gender_cls.data import EXTENSIONS_HELP, list_images
 from gender_cls.errors import UserError
 from gender_cls.images import ImageReadError, load_image, read_image, resize_image
+from gender_cls.model_input import (
+    OUTPUT_KINDS,
+    InputSpec,
+    is_channels_first,
+    look_like_probabilities,
+    to_probabilities,
+)
 from gender_cls.runners import KerasRunner, open_runner
 
 log = logging.getLogger(__name__)
@@ -39,9 +46,13 @@ class Prediction:
 class Predictor:
     """A model with everything needed to turn pixels into labels.
 
-    A run's model.json supplies the classes, image size, threshold and resize mode. A bare model
-    file takes its size from its input shape, its classes from `classes`, threshold 0.5, and pixels
-    scaled by `input_scale` ("unit": /255, what ImageDataGenerator(rescale=1./255) scripts used).
+    A gender_cls model's card supplies the classes, image size, threshold and resize mode. A
+    bare model file takes its size and layout (channels last or first) from its input shape, its
+    classes from `classes` (else female,male for one sigmoid output, class_0.. for several), its
+    pixel scaling from `input_scale` ("unit": /255, what ImageDataGenerator(rescale=1./255)
+    scripts used; "imagenet": torchvision's mean/std) with `input_mean`/`input_std` overriding
+    it, and `output` says whether it emits logits ("auto": look at its outputs on test inputs).
+    Every guess is listed in `assumptions`.
     """
 
     def __init__(
@@ -50,6 +61,10 @@ class Predictor:
         *,
         classes: list[str] | None = None,
         input_scale: str | None = None,
+        input_mean: tuple[float, ...] | None = None,
+        input_std: tuple[float, ...] | None = None,
+        bgr: bool = False,
+        output: str = "auto",
         threshold: float | None = None,
         batch_size: int = 32,
         backend: str = "auto",
@@ -59,21 +74,24 @@ class Predictor:
     ):
         self.model_ref = resolve_model(model_path)
         self.model_file = self.model_ref.file
-        if input_scale is not None and input_scale not in INPUT_SCALES:
-            raise UserError(f"--input_scale must be one of {INPUT_SCALES}, got {input_scale!r}")
+        if output not in OUTPUT_KINDS:
+            raise UserError(f"--output must be one of {', '.join(OUTPUT_KINDS)}, got {output!r}")
         self.runner = open_runner(self.model_ref, backend, batch_size, mixed_precision, jit)
         self.batch_size = batch_size
         self.assumptions: list[str] = []
         outputs = self.runner.output_units
         card = self.model_ref.card
+        channels_first = is_channels_first(self.runner.input_shape)
+        scale = input_scale or (card.input_scale if card else "unit")
+        self.input = InputSpec.build(scale, input_mean, input_std, bgr, channels_first)
+        self.logits = output == "logits"
         if card:
             self.class_names = card.class_names
             self.image_size = card.image_size
-            self.input_scale = input_scale or card.input_scale
             self.resize = card.resize
             self.threshold, self.threshold_source = card.threshold, card.threshold_source
         else:
-            self._assume_bare(classes, input_scale, outputs)
+            self._assume_bare(classes, outputs, output)
         expected = 1 if len(self.class_names) == 2 and outputs == 1 else len(self.class_names)
         if outputs != expected:
             raise UserError(
@@ -90,32 +108,44 @@ class Predictor:
         self.face_crop = _face_crop(card, face_crop)
         self._cropper = None
 
-    def _assume_bare(self, classes, input_scale, outputs) -> None:
-        if not classes:
-            raise UserError(
-                f"{self.model_file}: no {self.model_file.with_suffix('.json').name} beside the "
-                "model, so its classes are unknown; pass --classes a,b (in output order)"
-            )
+    def _assume_bare(self, classes, outputs: int, output: str) -> None:
+        """Classes, size and output kind of a model without a card, each guess stated."""
         shape = self.runner.input_shape
-        if shape[1] is None or shape[1] != shape[2]:
-            raise UserError(f"{self.model_file}: cannot tell the image size from input {shape}")
-        self.class_names = list(classes)
-        self.image_size = int(shape[1])
-        self.input_scale = input_scale or "unit"
+        height, width = shape[2:4] if self.input.channels_first else shape[1:3]
+        if height is None or height != width:
+            raise UserError(f"{self.model_file}: cannot tell the image size from input {shape}; "
+                            "write a .json beside it with class_names and image_size")  # fmt: skip
+        if classes:
+            self.class_names, named = list(classes), "given"
+        elif outputs == 1:
+            self.class_names, named = ["female", "male"], "assumed: pass --classes if not"
+        else:
+            self.class_names = [f"class_{i}" for i in range(outputs)]
+            named = "numbered: pass --classes to name them"
+        self.image_size = int(height)
         self.resize = "stretch"
         self.threshold, self.threshold_source = 0.5, "default 0.5 (bare model)"
+        if output == "auto":
+            self.logits = not self._outputs_look_like_probabilities()
+        kind = "logits (softmax/sigmoid applied)" if self.logits else "probabilities"
         self.assumptions.append(
             f"bare model (no .json): image size {self.image_size} from its input, classes "
-            f"{', '.join(self.class_names)}, threshold 0.5, pixels "
-            + ("/255 (--input_scale unit)" if self.input_scale == "unit" else "0-255 (raw)")
-        )
+            f"{', '.join(self.class_names)} ({named}), threshold 0.5, {self.input.describe()}, "
+            f"outputs {kind}" + (" judged from test inputs (else pass --output)"
+                                 if output == "auto" else "")
+        )  # fmt: skip
 
-    def _scale(self, images):
-        return images * (1.0 / 255.0) if self.input_scale == "unit" else images
+    def _outputs_look_like_probabilities(self) -> bool:
+        """Run black, white and noise images: do the outputs look like probabilities?"""
+        rng = np.random.default_rng(0)
+        shape = (6, self.image_size, self.image_size, 3)
+        probes = rng.uniform(0, 255, shape).astype(np.float32)
+        probes[0], probes[1] = 0, 255
+        return look_like_probabilities(self.runner.predict(self.input.apply(probes)))
 
     def probabilities(self, scores: np.ndarray) -> np.ndarray:
         """Model outputs as [N, classes] probabilities (two columns for a sigmoid model)."""
-        scores = np.asarray(scores, np.float64)
+        scores = to_probabilities(scores) if self.logits else np.asarray(scores, np.float64)
         if self.binary:
             p = scores.reshape(-1)
             return np.stack([1.0 - p, p], axis=1)
@@ -130,19 +160,19 @@ class Predictor:
 
     def predict_arrays(self, images: np.ndarray) -> np.ndarray:
         """[N, size, size, 3] RGB pixels in [0, 255] -> [N, classes] probabilities."""
-        x = self._scale(np.asarray(images, np.float32))
+        x = self.input.apply(np.asarray(images, np.float32))
         return self.probabilities(self.runner.predict(x))
 
     def predict_files(self, paths: list[str], verbose: int = 0) -> np.ndarray:
         """Probabilities for readable image files: a Keras model reads them with the tf.data
         pipeline in batches; an exported one with a thread pool (no TensorFlow needed)."""
-        if not isinstance(self.runner, KerasRunner):
+        if not isinstance(self.runner, KerasRunner) or not self.input.tensor_safe:
             return self.predict_arrays(self._load_all(paths)[0])
         from gender_cls.pipeline import predict_dataset
 
         ds = predict_dataset(paths, self.image_size, self.batch_size, self.resize)
-        if self.input_scale == "unit":
-            ds = ds.map(self._scale)
+        if self.input != InputSpec():
+            ds = ds.map(self.input.apply)
         return self.probabilities(self.runner.predict(ds, verbose=verbose))
 
     def _load_all(self, paths: list[str], crop: bool = False):

@@ -14,6 +14,7 @@ from PIL import Image
 from gender_cls.cli import predict_command
 from gender_cls.images import load_image
 from gender_cls.inference import Predictor
+from gender_cls.model_input import InputSpec
 
 
 @pytest.mark.slow
@@ -133,7 +134,7 @@ def test_a_lone_model_file_predicts_exactly_like_its_run(trained_run, two_class_
     folder = str(two_class_data / "test")
     with_json = Predictor(saved, backend="keras").predict_paths([folder])
     alone = Predictor(lone, backend="keras")
-    assert alone.assumptions == [] and alone.threshold == 0.37 and alone.input_scale == "raw"
+    assert alone.assumptions == [] and alone.threshold == 0.37 and alone.input == InputSpec()
     got = alone.predict_paths([folder])
     assert [p.label for p in got] == [p.label for p in with_json]
     np.testing.assert_allclose([p.probabilities["male"] for p in got],
