@@ -20,6 +20,7 @@ from gender_cls.artifacts import ModelCard
 from gender_cls.config import (
     AUGMENT_PLACEMENTS,
     BALANCE_CHOICES,
+    EXPORTS,
     FACE_DETECTORS,
     FACE_FALLBACKS,
     FILL_MODES,
@@ -174,6 +175,8 @@ def train_options(command):
                      help="Run directory to write [default: runs/<backbone>-<time>]."),
         click.option("--output_model", "output_model", default=None,
                      help="Also write the model here (.keras, or legacy .h5), with a .json beside."),
+        click.option("--export", type=click.Choice(EXPORTS), default=t.export,
+                     help="Also export the model(s) for a fast predict.py (checked against Keras)."),
         click.option("--config", type=click.Path(exists=True, dir_okay=False),
                      help="Load options from a JSON file (as saved in a run's config.json)."),
         click.option("--backbone", default=m.backbone,

@@ -36,6 +36,7 @@ MONITORS = ("auto", "val_loss", "val_accuracy")
 # measurements in the README) and for a pretrained base (the seed scripts' settings).
 SCRATCH_DEFAULTS = {"lr": 3e-3, "schedule": "cosine", "monitor": "val_accuracy", "patience": 10}
 PRETRAINED_DEFAULTS = {"lr": 1e-3, "schedule": "plateau", "monitor": "val_loss", "patience": 5}
+EXPORTS = ("tflite", "onnx", "none")  # written beside the model at the end of training
 FACE_DETECTORS = ("blazeface", "mtcnn")
 FACE_FALLBACKS = ("full", "skip")  # no face found: use the whole image, or leave the image out
 
@@ -248,6 +249,7 @@ class TrainConfig(_Checked):
     mixed_precision: bool = False  # mixed_float16 on a GPU; ignored (with a warning) on a CPU
     jit: bool = False  # XLA-compile the training step
     augment_on: str = "auto"  # gpu: in the model on the accelerator; cpu: in tf.data; auto
+    export: str = "tflite"  # an export beside the saved model(s), for a fast predict.py
 
     def check(self) -> None:
         if self.fine_tune_layers not in ("auto", "all") and not self.fine_tune_layers.isdigit():
@@ -274,6 +276,7 @@ class TrainConfig(_Checked):
         self._choice("threshold_metric", THRESHOLD_METRICS)
         self._choice("strategy", STRATEGIES)
         self._choice("augment_on", AUGMENT_PLACEMENTS)
+        self._choice("export", EXPORTS)
 
 
 @dataclass

@@ -21,7 +21,7 @@ def export_path(model_file: Path, fmt: str, quantize: str | None) -> Path:
     return model_file.with_name(f"{model_file.stem}{suffix}{FORMATS[fmt]}")
 
 
-def _sample_images(run_dir: Path, card: artifacts.ModelCard, count: int) -> np.ndarray:
+def sample_images(run_dir: Path, card: artifacts.ModelCard, count: int) -> np.ndarray:
     """Training images from the run's split (for int8 calibration and the output check), face
     crops (from the run's cache) for a model trained on them."""
     from gender_cls.images import ImageReadError, load_image
@@ -54,9 +54,13 @@ def _sample_images(run_dir: Path, card: artifacts.ModelCard, count: int) -> np.n
 
 
 def export_model(
-    model_path: str | Path | artifacts.ModelRef, fmt: str = "tflite", quantize: str | None = None
+    model_path: str | Path | artifacts.ModelRef,
+    fmt: str = "tflite",
+    quantize: str | None = None,
+    samples: np.ndarray | None = None,
 ) -> dict:
-    """Write the exported model, check it against Keras, record it in model.json; returns the record."""
+    """Write the exported model, check it against Keras on `samples` (default: training images
+    of its run), record it in its .json; returns the record."""
     from gender_cls.runners import load_keras_model, open_exported
 
     if fmt not in FORMATS:
@@ -69,7 +73,8 @@ def export_model(
     if ref.file.suffix.lower() in (".tflite", ".onnx"):
         raise UserError(f"{ref.file}: already an export; pass the run directory or its .keras")
     card = ref.card
-    samples = _sample_images(ref.file.parent, card, 32)
+    if samples is None:
+        samples = sample_images(ref.file.parent, card, 32)
     target = export_path(ref.file, fmt, quantize)
     model = load_keras_model(ref.file)
     if fmt == "tflite":

@@ -499,13 +499,18 @@ def write_run(
     output_model: str | None,
     phase2_start: int | None,
 ) -> TrainingResult:
-    """Save the model and its card (and a copy at `output_model`), and plot the training curves."""
+    """Save the model and its card (and a copy at `output_model`), export them, and plot the
+    training curves."""
     if config.train.mixed_precision:  # save a float32 model: it runs anywhere, CPUs included
         model = copy_classifier(model, config.model, data.index.num_classes, data.image_size)
     model_path, card_path = artifacts.save_artifact(model, card, run_dir / artifacts.MODEL_FILE)
     written = [model_path, card_path]
     if output_model:
         written += list(artifacts.save_artifact(model, card, output_model))
+    if config.train.export != "none":
+        saved = [model_path, *([Path(output_model)] if output_model else [])]
+        written += export_saved(saved, config.train.export, run_dir, card)
+        card = artifacts.ModelCard.load(card_path)  # now with its exports
     history = read_history(run_dir / artifacts.HISTORY_FILE)
     for metric in ("accuracy", "loss"):
         path = run_dir / "training_plots" / f"{metric}_curve.png"
@@ -520,6 +525,29 @@ def kept_epoch(history: dict, monitor: str) -> int | None:
     if values.size == 0 or np.all(np.isnan(values)):
         return None
     return int(np.nanargmax(values) if monitor == "val_accuracy" else np.nanargmin(values))
+
+
+def export_saved(
+    paths: list[Path], fmt: str, run_dir: Path, card: artifacts.ModelCard
+) -> list[Path]:
+    """Export each saved model (checked against Keras on training images); a failed export is
+    a warning, never a lost model."""
+    from gender_cls.export import export_model, sample_images
+
+    samples = sample_images(run_dir, card, 32)
+    written = []
+    for path in paths:
+        try:
+            record = export_model(path, fmt, samples=samples)
+        except Exception as error:  # converters raise anything; the Keras model is saved anyway
+            reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+            log.warning("%s: %s export failed (%s); the Keras model is saved, so try "
+                        "gender-cls export --model_path %s later", path, fmt, reason, path)  # fmt: skip
+            continue
+        written.append(path.with_name(record["file"]))
+        log.info("exported %s; largest output difference vs Keras %.1e", written[-1].name,
+                 record.get("max_abs_diff_vs_keras", float("nan")))  # fmt: skip
+    return written
 
 
 def _log_phase(phase: Phase, history: dict, first: int, end: int, seconds: float) -> None:

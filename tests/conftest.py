@@ -60,14 +60,15 @@ def needs(path: Path):
 
 
 def tiny_config(data: Path, out: Path, **train):
-    """A small from-scratch MobileNetV2 (alpha 0.35, 64 px) run on `data`, no augmentation."""
+    """A small from-scratch MobileNetV2 (alpha 0.35, 64 px) run on `data`, no augmentation, no
+    export unless `export` is given."""
     from gender_cls.config import AugmentConfig, DataConfig, ModelConfig, RunConfig, TrainConfig
 
     return RunConfig(
         DataConfig(str(data), image_size=64, batch_size=8),
         AugmentConfig.off(),
         ModelConfig(weights="none", alpha=0.35),
-        TrainConfig(output_dir=str(out), **train),
+        TrainConfig(output_dir=str(out), **{"export": "none", **train}),
     )
 
 
@@ -83,8 +84,10 @@ def two_class_data(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def trained_run(two_class_data, tmp_path_factory):
-    """One small model trained for the whole session (about a minute on 2 cores)."""
+    """One small model trained for the whole session (about a minute on 2 cores), exported to
+    TFLite as training does by default."""
     from gender_cls.training import train
 
     out = tmp_path_factory.mktemp("runs") / "run"
-    return train(tiny_config(two_class_data, out, head_epochs=8, patience=10), verbose=0)
+    config = tiny_config(two_class_data, out, head_epochs=8, patience=10, export="tflite")
+    return train(config, verbose=0)

@@ -39,9 +39,11 @@ def test_two_class_run_learns_and_writes_the_run_directory(trained_run):
     run = trained_run.run_dir
     for name in ("model.keras", "model.json", "history.csv", "config.json", "split.json",
                  "training_plots/accuracy_curve.png", "training_plots/loss_curve.png",
-                 "checkpoints/best.keras"):  # fmt: skip
+                 "checkpoints/best.keras", "model.tflite"):  # fmt: skip
         assert (run / name).is_file(), name
     meta = json.loads((run / "model.json").read_text())
+    assert meta["exports"]["tflite"]["max_abs_diff_vs_keras"] < 1e-4
+    assert trained_run.card.exports.keys() == {"tflite"}
     assert meta["class_names"] == ["female", "male"] and meta["image_size"] == 64
     assert 0.0 < meta["threshold"] < 1.0
     assert meta["validation"]["at_threshold"]["accuracy"] > 0.8  # chance is 0.5
@@ -70,7 +72,7 @@ def test_two_phases_with_a_local_pretrained_base_augmenting_in_the_model(
         base_weights
     )
     config = tiny_config(two_class_data, tmp_path / "ft", head_epochs=2, fine_tune_epochs=2,
-                         fine_tune_layers="10")  # fmt: skip
+                         fine_tune_layers="10", export="onnx")  # fmt: skip
     config.model.weights = str(base_weights)
     config.augment, config.train.augment_on = AugmentConfig(brightness_range=(0.8, 1.2)), "gpu"
     result = train(config, output_model=str(tmp_path / "models" / "model_new.h5"), verbose=0)
@@ -79,8 +81,10 @@ def test_two_phases_with_a_local_pretrained_base_augmenting_in_the_model(
     for saved in (result.model_path, tmp_path / "ft" / "checkpoints" / "best.keras"):
         model = keras.saving.load_model(saved)  # safe mode, no custom objects: no augment layer
         assert "augment" not in [layer.name for layer in model.layers]
-    assert (tmp_path / "models" / "model_new.h5").is_file()
-    assert (tmp_path / "models" / "model_new.json").is_file()
+    for name in ("model_new.h5", "model_new.json", "model_new.onnx", "../ft/model.onnx"):
+        assert (tmp_path / "models" / name).is_file(), name
+    card = json.loads((tmp_path / "models" / "model_new.json").read_text())
+    assert card["exports"]["onnx"]["file"] == "model_new.onnx"
 
 
 @pytest.mark.slow
@@ -336,3 +340,17 @@ def test_the_phase_line_names_the_epoch_whose_weights_were_kept(caplog):
         _log_phase(Phase("head", 3, 1e-3, None, monitor="val_loss"), history, 5, 8, 12.0)
     assert "epochs 6-8 in 12s" in caplog.text
     assert "kept epoch 7 (best val_loss): val_loss 0.4000, val_accuracy 0.8000" in caplog.text
+
+
+def test_a_failed_export_after_training_is_a_warning(tmp_path, monkeypatch, caplog):
+    from gender_cls.artifacts import ModelCard
+    from gender_cls.training import export_saved
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("converter crashed\nlong trace")
+
+    monkeypatch.setattr("gender_cls.export.export_model", broken)
+    card = ModelCard(class_names=["female", "male"], image_size=8)
+    with caplog.at_level("WARNING", logger="gender_cls.training"):
+        assert export_saved([tmp_path / "model.keras"], "tflite", tmp_path, card) == []
+    assert "tflite export failed (converter crashed); the Keras model is saved" in caplog.text
