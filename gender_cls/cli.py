@@ -76,13 +76,6 @@ def quiet_tensorflow(verbose: bool, import_now: bool = True) -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
-def keras_if_asked(backend: str, mixed_precision: bool, jit: bool | None) -> str:
-    """--mixed_precision and --jit are Keras settings: with them, auto means the Keras model."""
-    if backend == "auto" and (mixed_precision or jit is not None):
-        return "keras"
-    return backend
-
-
 def progress_verbosity(as_json: bool = False) -> int:
     """Keras' progress bar on a terminal; nothing when piped or printing JSON."""
     return 1 if sys.stdout.isatty() and not as_json else 0
@@ -95,7 +88,9 @@ def setup_logging(verbose: bool) -> None:
 
 
 def handle_errors(command):
-    """Bad input -> one line on stderr and exit 2; anything else keeps its traceback (exit 1)."""
+    """Bad input, or a file that cannot be read or written (a missing parent, permission denied,
+    a full or read-only disk) -> one line on stderr and exit 2; anything else keeps its
+    traceback (exit 1)."""
 
     @functools.wraps(command)
     def wrapper(*args, **kwargs):
@@ -104,11 +99,21 @@ def handle_errors(command):
         except UserError as error:
             click.echo(f"error: {error}", err=True)
             raise SystemExit(2) from None
+        except OSError as error:
+            click.echo(f"error: {describe_os_error(error)}", err=True)
+            raise SystemExit(2) from None
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             raise SystemExit(130) from None
 
     return wrapper
+
+
+def describe_os_error(error: OSError) -> str:
+    """'PATH: No space left on device; ...' for a failed read or write."""
+    where = error.filename or "a file"
+    return (f"{where}: {error.strerror or error}; check that this path can be created and "
+            "written (permissions, free space, a folder where a file is) and try again")  # fmt: skip
 
 
 def _split_units(_ctx, _param, value: str | None) -> tuple[int, ...]:
@@ -415,6 +420,8 @@ PREDICTOR_OPTIONS = ("classes", "input_scale", "input_mean", "input_std", "bgr",
 def predictor_options(options: dict) -> dict:
     """The Predictor's keyword arguments among a command's options (removed from `options`)."""
     chosen = {name: options.pop(name) for name in PREDICTOR_OPTIONS}
+    from gender_cls.runners import keras_if_asked
+
     chosen["backend"] = keras_if_asked(chosen["backend"], chosen["mixed_precision"], chosen["jit"])
     return chosen
 
@@ -540,25 +547,29 @@ def evaluate_command(data_path, split, output_dir, tune_on, threshold_metric, ma
     )  # fmt: skip
     for line in result.assumptions:
         click.echo(f"assumed: {line}", err=True)
-    written = write_outputs(result, output_dir, max_misclassified)
     if as_json:
         click.echo(json.dumps(result.metrics, indent=2))
-        return
-    click.echo(result.full_report())
+    else:  # printed first, so a folder that cannot be written loses nothing
+        click.echo(result_summary(result))
+    written = write_outputs(result, output_dir, max_misclassified)
+    if not as_json:
+        click.echo("wrote:\n" + "\n".join(f"  {path}" for path in written))
+
+
+def result_summary(result) -> str:
+    """The report, a line of headline metrics, the per-group table and the mistake count."""
     m = result.metrics
     summary = f"accuracy {m['accuracy']:.4f}  balanced accuracy {m['balanced_accuracy']:.4f}  "
     summary += f"macro-F1 {m['macro_f1']:.4f}"
     if m["roc_auc"] is not None:
         summary += f"  ROC AUC {m['roc_auc']:.4f}"
-    click.echo(summary)
+    parts = [result.full_report(), summary]
     if "groups" in m:
         from gender_cls.fairness import format_report
 
-        click.echo("\n" + format_report(m["groups"], result.class_names))
-    wrong = len(result.misclassified())
-    click.echo(f"{wrong} of {len(result.paths)} misclassified; wrote:")
-    for path in written:
-        click.echo(f"  {path}")
+        parts.append("\n" + format_report(m["groups"], result.class_names))
+    parts.append(f"{len(result.misclassified())} of {len(result.paths)} misclassified")
+    return "\n".join(parts)
 
 
 @click.command("predict", context_settings=CONTEXT)
@@ -608,10 +619,6 @@ def predict_command(image_paths, more_paths, top_k, save_dir, model_path, as_jso
     for line in predictor.assumptions:
         click.echo(f"assumed: {line}", err=True)
     results = predictor.predict_paths(paths)
-    if save_dir:
-        from gender_cls.annotate import save_annotated
-
-        save_annotated([r for r in results if r.error is None], save_dir)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in results], indent=2))
     else:
@@ -623,6 +630,10 @@ def predict_command(image_paths, more_paths, top_k, save_dir, model_path, as_jso
                 click.echo("  ".join(f"{n} {p:6.1%}" for n, p in ranked) + f"  {r.path}")
             else:
                 click.echo(f"{_decision(r, predictor)}  {r.path}{_face_note(r)}")
+    if save_dir:  # after the results are out, so a folder that cannot be written loses nothing
+        from gender_cls.annotate import save_annotated
+
+        save_annotated([r for r in results if r.error is None], save_dir)
     if any(r.error for r in results):
         raise SystemExit(1)
 

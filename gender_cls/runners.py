@@ -185,6 +185,13 @@ def exported_file(model: ModelRef, backend: str = "auto") -> Path | None:
     return None
 
 
+def keras_if_asked(backend: str, mixed_precision: bool, jit: bool | None) -> str:
+    """--mixed_precision and --jit are Keras settings: with them, auto means the Keras model."""
+    if backend == "auto" and (mixed_precision or jit is not None):
+        return "keras"
+    return backend
+
+
 def open_runner(
     model: ModelRef,
     backend: str = "auto",
@@ -193,7 +200,7 @@ def open_runner(
     jit: bool | None = None,
 ) -> Runner:
     """A LiteRT or onnxruntime runner for an exported model, else a KerasRunner."""
-    exported = exported_file(model, backend)
+    exported = exported_file(model, keras_if_asked(backend, mixed_precision, jit))
     if exported and (mixed_precision or jit is not None):
         raise UserError(f"{exported}: --mixed_precision and --jit apply to the Keras model, not to "
                         "an export; use --backend keras or leave them out")  # fmt: skip

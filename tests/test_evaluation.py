@@ -221,3 +221,15 @@ def test_split_evaluates_the_runs_own_images(trained_run, two_class_data, tmp_pa
     shutil.copy(trained_run.run_dir / "model.json", lone)
     missing = CliRunner().invoke(evaluate_command, ["--split", "val", "--model_path", str(lone)])
     assert missing.exit_code == 2 and "split.json: not found" in missing.output
+
+
+@pytest.mark.slow
+def test_unwritable_output_dir_is_one_line_and_keeps_what_is_there(trained_run, two_class_data,
+                                                                   tmp_path):  # fmt: skip
+    blocker = tmp_path / "a_file"
+    blocker.write_text("in the way")
+    args = ["--data_path", str(two_class_data / "test"), "--model_path",
+            str(trained_run.run_dir), "--output_dir", str(blocker / "eval")]  # fmt: skip
+    result = CliRunner().invoke(evaluate_command, args)
+    assert result.exit_code == 2 and "Not a directory; check that this path" in result.output
+    assert "Traceback" not in result.output and blocker.read_text() == "in the way"

@@ -141,8 +141,19 @@ def test_a_lone_model_file_predicts_exactly_like_its_run(trained_run, two_class_
                                [p.probabilities["male"] for p in with_json], atol=1e-6)  # fmt: skip
 
 
+@pytest.mark.slow
+def test_unwritable_save_dir_is_one_line_exit_2(trained_run, two_class_data, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("in the way")
+    args = ["--image_path", str(two_class_data / "test" / "male"), "--model_path",
+            str(trained_run.run_dir), "--save_dir", str(blocker / "annotated")]  # fmt: skip
+    result = CliRunner().invoke(predict_command, args)
+    assert result.exit_code == 2 and "Not a directory; check that this path" in result.output
+    assert "Traceback" not in result.output
+
+
 def test_keras_settings_pick_the_keras_model():
-    from gender_cls.cli import keras_if_asked
+    from gender_cls.runners import keras_if_asked
 
     assert keras_if_asked("auto", False, None) == "auto"
     assert keras_if_asked("auto", True, None) == "keras"

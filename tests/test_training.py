@@ -354,3 +354,14 @@ def test_a_failed_export_after_training_is_a_warning(tmp_path, monkeypatch, capl
     with caplog.at_level("WARNING", logger="gender_cls.training"):
         assert export_saved([tmp_path / "model.keras"], "tflite", tmp_path, card) == []
     assert "tflite export failed (converter crashed); the Keras model is saved" in caplog.text
+
+
+def test_an_output_folder_that_cannot_be_made_is_one_line_and_exit_2(two_class_data, tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("in the way")
+    args = ["--data_path", str(two_class_data), "--weights", "none", "--output_dir",
+            str(blocker / "run")]  # fmt: skip
+    result = CliRunner().invoke(train_command, args)
+    assert result.exit_code == 2, result.output
+    assert f"error: {blocker / 'run'}: Not a directory; check that this path" in result.output
+    assert "Traceback" not in result.output and blocker.read_text() == "in the way"
