@@ -40,6 +40,7 @@ from gender_cls.config import (
 )
 from gender_cls.errors import UserError, silenced_stderr
 from gender_cls.model_input import INPUT_SCALES, OUTPUT_KINDS
+from gender_cls.recipes import RECIPES
 
 
 def _dashes_as_underscores(token: str) -> str:
@@ -131,8 +132,14 @@ def _explicit(ctx: click.Context, name: str) -> bool:
 
 
 def build_run_config(ctx: click.Context, options: dict) -> RunConfig:
-    """Defaults < --config file < options given on the command line."""
+    """Defaults < --config file < --recipe < options given on the command line."""
     config = RunConfig.load(options["config"]) if options.get("config") else RunConfig()
+    recipe = options.get("recipe")
+    if recipe:
+        from gender_cls.recipes import apply_recipe
+
+        config = apply_recipe(config, recipe)
+    only_explicit = bool(options.get("config") or recipe)  # else every default applies too
     sections = {
         "data": config.data,
         "augment": config.augment,
@@ -144,18 +151,28 @@ def build_run_config(ctx: click.Context, options: dict) -> RunConfig:
         for f in dataclasses.fields(section):
             if f.name not in options or (options[f.name] is None and f.default is not None):
                 continue  # not an option here, or not given (--data_path with --resume)
-            if _explicit(ctx, f.name) or not options.get("config"):
+            if _explicit(ctx, f.name) or not only_explicit:
                 changes[f.name] = options[f.name]
         sections[section_name] = dataclasses.replace(section, **changes)
-    if options.get("epochs") is not None:  # --epochs N alone: the head phase only, like the seeds
-        fine_tune = options["fine_tune_epochs"] if _explicit(ctx, "fine_tune_epochs") else 0
-        sections["train"] = dataclasses.replace(
-            sections["train"], head_epochs=options["epochs"], fine_tune_epochs=fine_tune
-        )
+    if options.get("epochs") is not None:
+        sections["train"] = _epochs(ctx, options, sections["train"], bool(recipe))
     config = RunConfig(**sections)
     if options.get("no_augment"):
         config.augment = AugmentConfig.off()
     return config
+
+
+def _epochs(ctx: click.Context, options: dict, train: TrainConfig, recipe: bool) -> TrainConfig:
+    """--epochs N: the head phase only, like the seeds; with a recipe, N epochs for each phase
+    the recipe trains. --head_epochs/--fine_tune_epochs given as well win."""
+    n = options["epochs"]
+    head, fine_tune = (n if train.head_epochs else 0, n if train.fine_tune_epochs else 0)
+    if not recipe:
+        head, fine_tune = n, 0
+    for name, value in (("head_epochs", head), ("fine_tune_epochs", fine_tune)):
+        if not _explicit(ctx, name):
+            train = dataclasses.replace(train, **{name: value})
+    return train
 
 
 def default_run_dir(backbone: str) -> str:
@@ -184,6 +201,9 @@ def train_options(command):
                      help="Also export the model(s) for a fast predict.py (checked against Keras)."),
         click.option("--config", type=click.Path(exists=True, dir_okay=False),
                      help="Load options from a JSON file (as saved in a run's config.json)."),
+        click.option("--recipe", default=None, metavar="[" + "|".join(RECIPES) + "]",
+                     help="Start from a seed project's whole recipe (see the README's table); "
+                          "options given here override it."),
         click.option("--backbone", default=m.backbone,
                      help="mobilenetv2, resnet50, vgg16 or any keras.applications name."),
         click.option("--weights", default=m.weights,
@@ -200,7 +220,8 @@ def train_options(command):
         click.option("--val_split", "val_split", type=float, default=d.val_split,
                      help="Validation fraction when the data has no val/ folder."),
         click.option("--balance", type=click.Choice(BALANCE_CHOICES), default=d.balance,
-                     help="Class imbalance: oversample or class_weight."),
+                     help="Class imbalance: oversample (every class drawn equally often), "
+                          "class_weight (balanced loss weights) or both."),
         click.option("--resize", type=click.Choice(RESIZE_CHOICES), default=d.resize,
                      help="stretch: plain resize; pad: keep the aspect ratio and pad."),
         click.option("--cache/--no-cache", default=d.cache, help="Keep decoded images in memory."),
@@ -219,7 +240,8 @@ def train_options(command):
                      help="Folder for the aligned crops (detection runs once per image)."),
         click.option("--seed", type=int, default=d.seed, help="Seeds Python, NumPy and TF."),
         click.option("--epochs", type=int, default=None,
-                     help="Shorthand: train the head for N epochs, no fine-tuning."),
+                     help="Shorthand: train the head for N epochs, no fine-tuning (with "
+                          "--recipe: N epochs for each phase of the recipe)."),
         click.option("--head_epochs", "head_epochs", type=int,
                      default=t.head_epochs, help="Phase 1: epochs with the base frozen."),
         click.option("--fine_tune_epochs", "fine_tune_epochs", type=int,
@@ -258,7 +280,9 @@ def train_options(command):
         click.option("--label_smoothing", "label_smoothing", type=float,
                      default=t.label_smoothing),
         click.option("--patience", type=int, default=None, show_default="5; from scratch 10",
-                     help="EarlyStopping patience."),
+                     help="EarlyStopping patience (ReduceLROnPlateau waits half of it)."),
+        click.option("--plateau_factor", type=float, default=t.plateau_factor,
+                     help="ReduceLROnPlateau multiplies the learning rate by this."),
         click.option("--threshold_metric", "threshold_metric",
                      type=click.Choice(THRESHOLD_METRICS),
                      default=t.threshold_metric, help="What the tuned decision threshold maximises."),
@@ -315,6 +339,8 @@ def train_options(command):
         click.option("--demo", is_flag=True,
                      help="Offline demo: build the direction dataset and train a small model on it."),
         click.option("--json", "as_json", is_flag=True, help="Print the model metadata as JSON."),
+        click.option("--show_config", is_flag=True,
+                     help="Print the options this run would use (its config.json) and exit."),
         click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's own logging."),
     ]  # fmt: skip
     return _apply_options(command, options)
@@ -365,6 +391,9 @@ def train_command(ctx: click.Context, **options) -> None:
         raise UserError("--resume needs --output_dir, the run to continue")
     options["output_dir"] = options["output_dir"] or default_run_dir(options["backbone"])
     config = build_run_config(ctx, options)
+    if options["show_config"]:
+        click.echo(json.dumps(config.to_dict(), indent=2))
+        return
 
     from gender_cls.training import train
 

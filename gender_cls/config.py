@@ -15,7 +15,7 @@ from typing import Any
 
 from gender_cls.errors import UserError
 
-BALANCE_CHOICES = ("none", "oversample", "class_weight")
+BALANCE_CHOICES = ("none", "oversample", "class_weight", "both")  # both: oversample + weights
 RESIZE_CHOICES = ("stretch", "pad")
 FILL_MODES = ("nearest", "reflect", "wrap", "constant")
 # Head presets that reproduce the seed scripts: ("dense", units) or ("dropout", rate), after GAP.
@@ -183,6 +183,14 @@ class DataConfig(_Checked):
     face_fallback: str = "full"
     face_cache: str | None = None  # where aligned crops are kept [default: RUN/face_cache]
 
+    @property
+    def oversample(self) -> bool:
+        return self.balance in ("oversample", "both")
+
+    @property
+    def class_weighted(self) -> bool:
+        return self.balance in ("class_weight", "both")
+
     def face(self) -> FaceCrop | None:
         """What the face crop does, or None when it is off."""
         return FaceCrop(self.face_detector, self.face_margin) if self.face_crop else None
@@ -242,6 +250,7 @@ class TrainConfig(_Checked):
     focal_gamma: float = 1.5
     label_smoothing: float = 0.0
     patience: int | None = None  # EarlyStopping; None: 5, or 10 from scratch
+    plateau_factor: float = 0.5  # ReduceLROnPlateau multiplies the LR by this
     threshold_metric: str = "f1"
     tensorboard: bool = False
     head_augment: bool = True  # False: no augmentation in phase 1, so base features are cached
@@ -250,6 +259,7 @@ class TrainConfig(_Checked):
     jit: bool = False  # XLA-compile the training step
     augment_on: str = "auto"  # gpu: in the model on the accelerator; cpu: in tf.data; auto
     export: str = "tflite"  # an export beside the saved model(s), for a fast predict.py
+    recipe: str = ""  # the --recipe these options started from (a record; recipes.py)
 
     def check(self) -> None:
         if self.fine_tune_layers not in ("auto", "all") and not self.fine_tune_layers.isdigit():
@@ -273,6 +283,7 @@ class TrainConfig(_Checked):
         self._range("label_smoothing", 0, 1, open_high=True)
         if self.patience is not None:
             self._range("patience", 0)
+        self._range("plateau_factor", 0, 1, open_low=True, open_high=True)
         self._choice("threshold_metric", THRESHOLD_METRICS)
         self._choice("strategy", STRATEGIES)
         self._choice("augment_on", AUGMENT_PLACEMENTS)

@@ -87,13 +87,18 @@ def plan_phases(config: RunConfig) -> list[Phase]:
         epochs = t.head_epochs + t.fine_tune_epochs
         return [Phase("scratch", epochs, **_settings(t, SCRATCH_DEFAULTS), unfreeze="all",
                       train_batchnorm=True)]  # fmt: skip
-    phases = [Phase("head", t.head_epochs, **_settings(t, PRETRAINED_DEFAULTS), unfreeze=None)]
+    phases = []
+    if t.head_epochs > 0:
+        phases.append(Phase("head", t.head_epochs, **_settings(t, PRETRAINED_DEFAULTS),
+                            unfreeze=None))  # fmt: skip
     layers = t.fine_tune_layers
     if layers == "auto":
         layers = get_backbone(config.model.backbone).fine_tune_layers
     if t.fine_tune_epochs > 0 and str(layers) != "0":
         settings = {**_settings(t, PRETRAINED_DEFAULTS), "lr": t.fine_tune_lr}
         phases.append(Phase("fine_tune", t.fine_tune_epochs, **settings, unfreeze=layers))
+    if not phases:
+        raise UserError("nothing to train: give --head_epochs or --fine_tune_epochs above 0")
     return phases
 
 
@@ -188,7 +193,8 @@ def make_callbacks(
     ]
     if phase.schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            monitor=monitor, mode=mode, factor=0.5, patience=max(1, patience // 2), min_lr=1e-7
+            monitor=monitor, mode=mode, factor=t.plateau_factor, patience=max(1, patience // 2),
+            min_lr=1e-7,
         ))  # fmt: skip
     if classifier is not None:
         path = str(checkpoints / "best.keras")
@@ -237,7 +243,7 @@ def _cached_head(
         feats = feature_cache.extract(features, images)
         cached[name] = feature_cache.feature_dataset(
             feats, index.splits[name], index.num_classes, batch_size, training=name == "train",
-            oversample=d.balance == "oversample", seed=d.seed,
+            oversample=d.oversample, seed=d.seed,
         )  # fmt: skip
     log.info("phase head: base features cached for %d images", len(index.splits["train"]))
     return head, cached["train"], cached["val"]
@@ -378,14 +384,14 @@ def prepare_data(
     val_ds = make_dataset(index.splits["val"], index.num_classes, image_size, batch_size,
                           resize=d.resize, cache=d.cache)  # fmt: skip
     weights = None
-    if d.balance == "class_weight":
+    if d.class_weighted:
         weights = class_weights(index.splits["train"].labels, index.num_classes)
         log.info(
             "class weights: %s", {index.class_names[k]: round(v, 3) for k, v in weights.items()}
         )
     train_ds = make_dataset(
         index.splits["train"], index.num_classes, image_size, batch_size, training=True,
-        augment=augment, oversample=d.balance == "oversample", resize=d.resize, cache=d.cache,
+        augment=augment, oversample=d.oversample, resize=d.resize, cache=d.cache,
         seed=d.seed,
     )  # fmt: skip
     if config.train.mixup:

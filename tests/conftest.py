@@ -91,3 +91,26 @@ def trained_run(two_class_data, tmp_path_factory):
     out = tmp_path_factory.mktemp("runs") / "run"
     config = tiny_config(two_class_data, out, head_epochs=8, patience=10, export="tflite")
     return train(config, verbose=0)
+
+
+@pytest.fixture
+def captured(monkeypatch):
+    """Runs train_command with training replaced by a recorder of the config it was given."""
+    from click.testing import CliRunner
+
+    from gender_cls import training
+    from gender_cls.cli import train_command
+
+    seen = {}
+
+    def fake_train(config, **kwargs):
+        seen["config"] = config
+        raise SystemExit(0)
+
+    monkeypatch.setattr(training, "train", fake_train)
+
+    def run(*args):
+        result = CliRunner().invoke(train_command, ["--data_path", "DATA", *args])
+        return result, seen.get("config")
+
+    return run

@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-from click.testing import CliRunner
 
 from gender_cls import training
-from gender_cls.cli import train_command
 from gender_cls.config import (
     AugmentConfig,
     DataConfig,
@@ -79,24 +77,6 @@ def test_a_missing_weights_file_fails_before_a_run_directory_is_made(tmp_path):
     with pytest.raises(UserError, match="no.h5: weights file not found"):
         training.train(config)
     assert not (tmp_path / "run").exists()
-
-
-@pytest.fixture
-def captured(monkeypatch):
-    """Runs train_command with training replaced by a recorder of the config it was given."""
-    seen = {}
-
-    def fake_train(config, **kwargs):
-        seen["config"] = config
-        raise SystemExit(0)
-
-    monkeypatch.setattr(training, "train", fake_train)
-
-    def run(*args):
-        result = CliRunner().invoke(train_command, ["--data_path", "DATA", *args])
-        return result, seen.get("config")
-
-    return run
 
 
 def test_build_run_config_defaults(captured):

@@ -1,0 +1,110 @@
+"""The seed projects' training recipes as named presets (--recipe): every option each one set.
+
+Values come from each seed's code or README; where a seed did not say (or did something this
+toolkit does differently), the row's `notes` say what was chosen instead.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from gender_cls.config import RunConfig
+from gender_cls.errors import UserError
+
+# The ImageDataGenerator ranges most seeds used.
+GENERATOR_AUGMENT = {"rotation_range": 20.0, "width_shift_range": 0.2, "height_shift_range": 0.2,
+                    "zoom_range": 0.2, "shear_range": 0.2, "horizontal_flip": True,
+                    "fill_mode": "nearest"}  # fmt: skip
+
+RECIPES: dict[str, dict] = {
+    "mobilenetv2-focal": {
+        "summary": "MobileNetV2, last 30 layers trained from the start at Adam 1e-5, focal loss, "
+                   "oversampling and class weights, tuned threshold",
+        "data": {"image_size": 224, "batch_size": 32, "balance": "both"},
+        "augment": {**GENERATOR_AUGMENT, "rotation_range": 30.0, "brightness_range": (0.8, 1.2)},
+        "model": {"backbone": "mobilenetv2", "weights": "imagenet", "alpha": 1.0,
+                  "head": "mobilenet"},
+        "train": {"head_epochs": 0, "fine_tune_epochs": 25, "fine_tune_layers": "30",
+                  "fine_tune_lr": 1e-5, "optimizer": "adam", "schedule": "plateau",
+                  "plateau_factor": 0.2, "monitor": "val_accuracy", "patience": 5,
+                  "loss": "focal", "focal_alpha": 0.5, "focal_gamma": 1.5,
+                  "threshold_metric": "f1"},
+        "notes": "ReduceLROnPlateau watched val_loss (patience 3) while EarlyStopping watched "
+                 "val_accuracy; here both watch val_accuracy (plateau patience 2). The seed "
+                 "copied female images twice and scaled the male weight by 0.9; here every class "
+                 "is drawn equally often and weighted by scikit-learn's balanced weights.",
+    },
+    "resnet50-last20": {
+        "summary": "ResNet50, last 20 layers trained from the start at Adam 1e-4, "
+                   "EarlyStopping/ReduceLROnPlateau/ModelCheckpoint",
+        "data": {"image_size": 224, "batch_size": 32, "balance": "none"},
+        "augment": dict(GENERATOR_AUGMENT),
+        "model": {"backbone": "resnet50", "weights": "imagenet", "head": "resnet"},
+        "train": {"head_epochs": 0, "fine_tune_epochs": 20, "fine_tune_layers": "20",
+                  "fine_tune_lr": 1e-4, "optimizer": "adam", "schedule": "plateau",
+                  "plateau_factor": 0.2, "monitor": "val_loss", "patience": 5, "loss": "bce"},
+        "notes": "The seed's checkpoint kept the best val_accuracy while EarlyStopping watched "
+                 "val_loss; here the checkpoint follows val_loss too. Augmentation ranges are "
+                 "not given in the seed: ImageDataGenerator's usual 20 degrees / 0.2.",
+    },
+    "vgg16-two-phase": {
+        "summary": "VGG16: the head on a frozen base at Adam 1e-4, then the last block "
+                   "fine-tuned at Adam 1e-5",
+        "data": {"image_size": 224, "batch_size": 32, "balance": "none"},
+        "augment": dict(GENERATOR_AUGMENT),
+        "model": {"backbone": "vgg16", "weights": "imagenet", "head": "vgg"},
+        "train": {"head_epochs": 10, "fine_tune_epochs": 10, "fine_tune_layers": "4",
+                  "lr": 1e-4, "fine_tune_lr": 1e-5, "optimizer": "adam", "schedule": "plateau",
+                  "plateau_factor": 0.5, "monitor": "val_loss", "patience": 3, "loss": "bce"},
+        "notes": "Unfrozen in phase 2: VGG16's block5 (its three convolutions and pooling).",
+    },
+    "resnet-xray": {
+        "summary": "ResNet on chest X-rays (PyTorch seeds): the whole network fine-tuned with "
+                   "SGD (momentum 0.9) at 1e-3, LR divided by 10 on plateaus",
+        "data": {"image_size": 224, "batch_size": 16, "balance": "class_weight"},
+        "augment": {"rotation_range": 10.0, "width_shift_range": 0.05,
+                    "height_shift_range": 0.05, "zoom_range": 0.1, "shear_range": 0.0,
+                    "horizontal_flip": False, "fill_mode": "constant"},
+        "model": {"backbone": "resnet50", "weights": "imagenet", "head": "resnet"},
+        "train": {"head_epochs": 0, "fine_tune_epochs": 25, "fine_tune_layers": "all",
+                  "fine_tune_lr": 1e-3, "optimizer": "sgd", "schedule": "plateau",
+                  "plateau_factor": 0.1, "monitor": "val_accuracy", "patience": 7,
+                  "loss": "bce"},
+        "notes": "ResNet-18 is not in keras.applications: ResNet50 (the other seed's). StepLR "
+                 "(every 7 epochs) becomes ReduceLROnPlateau; no horizontal flip (the heart "
+                 "is on the left).",
+    },
+}  # fmt: skip
+SECTIONS = ("data", "augment", "model", "train")
+
+
+def recipe_options(name: str) -> dict[str, dict]:
+    """{section: {option: value}} of a recipe, or a UserError listing the recipes."""
+    if name not in RECIPES:
+        raise UserError(f"unknown recipe {name!r}; choose one of: {', '.join(RECIPES)}")
+    return {section: RECIPES[name][section] for section in SECTIONS}
+
+
+def apply_recipe(config: RunConfig, name: str) -> RunConfig:
+    """`config` with every option the recipe sets (the others kept), recording its name."""
+    options = recipe_options(name)
+    sections = {s: dataclasses.replace(getattr(config, s), **options[s]) for s in SECTIONS}
+    sections["train"] = dataclasses.replace(sections["train"], recipe=name)
+    return RunConfig(**sections)
+
+
+def recipe_table() -> str:
+    """A Markdown table of what each recipe sets, for the README."""
+    lines = ["| recipe | what it is | options it sets |", "| --- | --- | --- |"]
+    for name, row in RECIPES.items():
+        options = "; ".join(
+            f"{key} {_format(value)}" for section in SECTIONS for key, value in row[section].items()
+        )
+        lines.append(f"| `{name}` | {row['summary']}. {row['notes']} | {options} |")
+    return "\n".join(lines)
+
+
+def _format(value) -> str:
+    if isinstance(value, tuple):
+        return "-".join(str(v) for v in value)
+    return str(value)
