@@ -1,0 +1,87 @@
+"""gender-cls export and crop-faces."""
+
+from __future__ import annotations
+
+import time
+
+import rich_click as click
+
+from gender_cls.cli.common import CONTEXT, handle_errors, quiet_tensorflow, setup_logging
+from gender_cls.config import (
+    FACE_DETECTORS,
+    FACE_FALLBACKS,
+)
+
+
+@click.command("export", context_settings=CONTEXT)
+@click.option(
+    "--model_path",
+    "--model",
+    "model_path",
+    required=True,
+    help="Run directory or model.keras with its model.json beside it.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["tflite", "onnx", "savedmodel"]),
+    default="tflite",
+    help="TFLite (run by LiteRT), ONNX (onnxruntime) or a TensorFlow SavedModel.",
+)
+@click.option(
+    "--quantize",
+    type=click.Choice(["float16", "int8"]),
+    default=None,
+    help="TFLite only; int8 calibrates on training images from the run's split.",
+)
+@click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's own logging.")
+@handle_errors
+def export_command(model_path, fmt, quantize, verbose) -> None:
+    """Export a trained model (checked against Keras) and record it in model.json.
+
+    predict.py and test_script.py then use the export by default (--backend auto), TFLite
+    before ONNX; a .tflite or .onnx file can also be passed as --model_path.
+    """
+    quiet_tensorflow(verbose)
+    setup_logging(verbose)
+    from gender_cls.export import export_model
+
+    record = export_model(model_path, fmt, quantize)
+    line = f"exported {record['file']} ({fmt}{', ' + quantize if quantize else ''})"
+    if "max_abs_diff_vs_keras" in record:
+        line += f"; largest output difference vs Keras {record['max_abs_diff_vs_keras']:.2e}"
+    click.echo(line)
+
+
+@click.command("crop-faces", context_settings=CONTEXT)
+@click.argument("src", type=click.Path(path_type=str))
+@click.argument("dst", type=click.Path(path_type=str))
+@click.option("--size", type=click.IntRange(16), default=224, help="Side of each square crop.")
+@click.option("--face_detector", type=click.Choice(FACE_DETECTORS), default="blazeface",
+              help="blazeface (LiteRT, fast) or mtcnn (TensorFlow).")  # fmt: skip
+@click.option("--face_margin", type=click.FloatRange(0, 1), default=0.25,
+              help="Context kept around the aligned face, a share of its size per side.")  # fmt: skip
+@click.option("--face_fallback", type=click.Choice(FACE_FALLBACKS), default="full",
+              help="No face found: write the whole image resized, or nothing.")  # fmt: skip
+@click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's own logging.")
+@handle_errors
+def crop_faces_command(src, dst, size, face_detector, face_margin, face_fallback, verbose) -> None:
+    """Write the aligned face of every image under SRC to the same place under DST (PNG).
+
+    \b
+    gender-cls crop-faces photos/ photos_faces/ --size 224
+    """
+    quiet_tensorflow(verbose, import_now=face_detector == "mtcnn")
+    setup_logging(verbose)
+    from gender_cls.config import FaceCrop
+    from gender_cls.faces import crop_tree
+
+    start = time.perf_counter()
+    report = crop_tree(src, dst, FaceCrop(face_detector, face_margin), size, face_fallback)
+    seconds = time.perf_counter() - start
+    total = report.found + len(report.no_face) + len(report.unreadable)
+    click.echo(f"{report.summary()}; {total / seconds:.1f} images/s; wrote {dst}")
+    for path, reason in report.unreadable:
+        click.echo(f"error  {path}: cannot read image ({reason})", err=True)
+    if report.unreadable:
+        raise SystemExit(1)

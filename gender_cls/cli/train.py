@@ -1,0 +1,360 @@
+"""train_model.py / gender-cls train: the training options and the command."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import tempfile
+import time
+from datetime import datetime
+from pathlib import Path
+
+import rich_click as click
+
+from gender_cls.artifacts import ModelCard
+from gender_cls.cli.common import (
+    CONTEXT,
+    apply_options,
+    explicit,
+    handle_errors,
+    option_panels,
+    quiet_tensorflow,
+    setup_logging,
+    split_units,
+)
+from gender_cls.config import (
+    AUGMENT_PLACEMENTS,
+    BALANCE_CHOICES,
+    EXPORTS,
+    FACE_DETECTORS,
+    FACE_FALLBACKS,
+    FILL_MODES,
+    HEAD_CHOICES,
+    LOSSES,
+    MONITORS,
+    OPTIMIZERS,
+    RESIZE_CHOICES,
+    SCHEDULES,
+    STRATEGIES,
+    THRESHOLD_METRICS,
+    AugmentConfig,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+)
+from gender_cls.errors import UserError
+from gender_cls.recipes import RECIPES
+
+
+def build_run_config(ctx: click.Context, options: dict) -> RunConfig:
+    """Defaults < --config file < --recipe < options given on the command line."""
+    config = RunConfig.load(options["config"]) if options.get("config") else RunConfig()
+    recipe = options.get("recipe")
+    if recipe:
+        from gender_cls.recipes import apply_recipe
+
+        config = apply_recipe(config, recipe)
+    only_explicit = bool(options.get("config") or recipe)  # else every default applies too
+    sections = {
+        "data": config.data,
+        "augment": config.augment,
+        "model": config.model,
+        "train": config.train,
+    }
+    for section_name, section in sections.items():
+        changes = {}
+        for f in dataclasses.fields(section):
+            if f.name not in options or (options[f.name] is None and f.default is not None):
+                continue  # not an option here, or not given (--data_path with --resume)
+            if explicit(ctx, f.name) or not only_explicit:
+                changes[f.name] = options[f.name]
+        sections[section_name] = dataclasses.replace(section, **changes)
+    if options.get("epochs") is not None:
+        sections["train"] = _epochs(ctx, options, sections["train"], bool(recipe))
+    config = RunConfig(**sections)
+    if options.get("no_augment"):
+        config.augment = AugmentConfig.off()
+    return config
+
+
+def _epochs(ctx: click.Context, options: dict, train: TrainConfig, recipe: bool) -> TrainConfig:
+    """--epochs N: the head phase only, like the seeds; with a recipe, N epochs for each phase
+    the recipe trains. --head_epochs/--fine_tune_epochs given as well win."""
+    n = options["epochs"]
+    head, fine_tune = (n if train.head_epochs else 0, n if train.fine_tune_epochs else 0)
+    if not recipe:
+        head, fine_tune = n, 0
+    for name, value in (("head_epochs", head), ("fine_tune_epochs", fine_tune)):
+        if not explicit(ctx, name):
+            train = dataclasses.replace(train, **{name: value})
+    return train
+
+
+def default_run_dir(backbone: str) -> str:
+    return f"runs/{backbone.lower()}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+
+
+def train_options(command):
+    """Every training option, spelled as the seed scripts spell them (dashed forms too)."""
+    d, a, m, t = DataConfig(), AugmentConfig(), ModelConfig(), TrainConfig()
+    options = [
+        click.option("--data_path", "--data_dir", "data_path",
+                     type=click.Path(path_type=str),
+                     help="Image folder: train/ val/ [test/] of <class>/ folders, or <class>/ folders."),
+        click.option("--output_dir", "output_dir", default=None,
+                     help="Run directory to write [default: runs/<backbone>-<time>]."),
+        click.option("--output_model", "output_model", default=None,
+                     help="Also write the model here (.keras, or legacy .h5), with a .json beside."),
+        click.option("--export", type=click.Choice(EXPORTS), default=t.export,
+                     help="Also export the model(s) for a fast predict.py (checked against Keras)."),
+        click.option("--config", type=click.Path(exists=True, dir_okay=False),
+                     help="Load options from a JSON file (as saved in a run's config.json)."),
+        click.option("--recipe", default=None, metavar="[" + "|".join(RECIPES) + "]",
+                     help="Start from a seed project's whole recipe (see the README's table); "
+                          "options given here override it."),
+        click.option("--backbone", default=m.backbone,
+                     help="mobilenetv2, resnet50, vgg16 or any keras.applications name."),
+        click.option("--weights", default=m.weights,
+                     help="imagenet (downloads once), none (from scratch) or a local .h5 file."),
+        click.option("--alpha", type=float, default=m.alpha, help="MobileNet width multiplier."),
+        click.option("--head", type=click.Choice(HEAD_CHOICES), default=m.head,
+                     help="Head preset; auto: the backbone's own (ignored with --head_units)."),
+        click.option("--head_units", "head_units", callback=split_units,
+                     default="", help="A head of your own: comma-separated Dense sizes, e.g. 128,64."),
+        click.option("--dropout", type=float, default=m.dropout, help="Dropout after each Dense of --head_units."),
+        click.option("--image_size", "image_size", type=int, default=None,
+                     help="Square input size [default: the backbone's, 224]."),
+        click.option("--batch_size", "batch_size", type=int, default=d.batch_size, help="Images per batch (per GPU with several)."),
+        click.option("--val_split", "val_split", type=float, default=d.val_split,
+                     help="Validation fraction when the data has no val/ folder."),
+        click.option("--balance", type=click.Choice(BALANCE_CHOICES), default=d.balance,
+                     help="Class imbalance: oversample (every class drawn equally often), "
+                          "class_weight (balanced loss weights) or both."),
+        click.option("--resize", type=click.Choice(RESIZE_CHOICES), default=d.resize,
+                     help="stretch: plain resize; pad: keep the aspect ratio and pad."),
+        click.option("--cache/--no-cache", default=d.cache, help="Keep decoded images in memory."),
+        click.option("--face_crop/--no-face_crop", default=d.face_crop,
+                     help="Detect, align and crop the face of every image first; the model then "
+                          "crops faces itself in evaluation and prediction."),
+        click.option("--face_detector", type=click.Choice(FACE_DETECTORS), default=d.face_detector,
+                     help="blazeface (LiteRT, fast, no TensorFlow) or mtcnn (TensorFlow)."),
+        click.option("--face_margin", type=float, default=d.face_margin,
+                     help="Context kept around the aligned face, a share of its size per side."),
+        click.option("--face_fallback", type=click.Choice(FACE_FALLBACKS),
+                     default=d.face_fallback,
+                     help="No face found: use the whole image (listed in no_face_found.txt) or "
+                          "skip it."),
+        click.option("--face_cache", default=None, show_default="RUN/face_cache",
+                     help="Folder for the aligned crops (detection runs once per image)."),
+        click.option("--seed", type=int, default=d.seed, help="Seeds Python, NumPy and TF."),
+        click.option("--epochs", type=int, default=None,
+                     help="Shorthand: train the head for N epochs, no fine-tuning (with "
+                          "--recipe: N epochs for each phase of the recipe)."),
+        click.option("--head_epochs", "head_epochs", type=int,
+                     default=t.head_epochs, help="Phase 1: epochs with the base frozen."),
+        click.option("--fine_tune_epochs", "fine_tune_epochs", type=int,
+                     default=t.fine_tune_epochs, help="Phase 2: epochs with the last layers unfrozen."),
+        click.option("--fine_tune_layers", "fine_tune_layers",
+                     default=t.fine_tune_layers,
+                     help="Layers of the base unfrozen in phase 2: N, auto or all (0 skips it)."),
+        click.option("--lr", "--learning_rate", "lr", type=float, default=None,
+                     show_default="1e-3; from scratch 3e-3",
+                     help="Learning rate of the head phase (of the single phase from scratch)."),
+        click.option("--fine_tune_lr", "fine_tune_lr", type=float,
+                     default=t.fine_tune_lr, help="Learning rate of phase 2 (fine-tuning)."),
+        click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=t.optimizer,
+                     help="sgd uses Nesterov momentum 0.9."),
+        click.option("--weight_decay", type=float, default=None,
+                     show_default="the optimizer's Keras default (AdamW 0.004, else none)", help="Weight decay of the optimizer."),
+        click.option("--schedule", type=click.Choice(SCHEDULES), default=t.schedule,
+                     help="plateau: halve the LR when the monitored value stalls; cosine: "
+                          "linear warm-up, then cosine decay to 0 over each phase; auto: cosine "
+                          "from scratch, plateau for a pretrained base."),
+        click.option("--warmup_epochs", type=int, default=t.warmup_epochs,
+                     help="Warm-up of the cosine schedule."),
+        click.option("--ema/--no-ema", default=t.ema,
+                     help="Validate and keep an exponential moving average of the weights."),
+        click.option("--mixup", type=float, default=t.mixup,
+                     help="MixUp alpha on each training batch (0 turns it off), e.g. 0.2."),
+        click.option("--monitor", type=click.Choice(MONITORS), default=t.monitor,
+                     help="What EarlyStopping, ReduceLROnPlateau and best.keras watch; auto: "
+                          "val_accuracy from scratch, val_loss when fine-tuning."),
+        click.option("--loss", type=click.Choice(LOSSES), default=t.loss,
+                     help="bce: binary/categorical cross-entropy; focal: Keras' focal loss."),
+        click.option("--focal_alpha", "focal_alpha", type=float,
+                     default=t.focal_alpha, help="Focal loss: weight of the positive class."),
+        click.option("--focal_gamma", "focal_gamma", type=float,
+                     default=t.focal_gamma, help="Focal loss: focusing exponent (0 is cross-entropy)."),
+        click.option("--label_smoothing", "label_smoothing", type=float,
+                     default=t.label_smoothing, help="Soften the targets towards uniform by this much."),
+        click.option("--patience", type=int, default=None, show_default="5; from scratch 10",
+                     help="EarlyStopping patience (ReduceLROnPlateau waits half of it)."),
+        click.option("--plateau_factor", type=float, default=t.plateau_factor,
+                     help="ReduceLROnPlateau multiplies the learning rate by this."),
+        click.option("--threshold_metric", "threshold_metric",
+                     type=click.Choice(THRESHOLD_METRICS),
+                     default=t.threshold_metric, help="What the tuned decision threshold maximises."),
+        click.option("--tensorboard/--no-tensorboard", default=t.tensorboard, help="Write TensorBoard logs to RUN/logs."),
+        click.option("--head_augment/--no-head_augment", "head_augment", default=t.head_augment,
+                     help="Augment in phase 1; without it the frozen base runs once per image "
+                          "and the head trains on cached features (much faster)."),
+        click.option("--mixed_precision/--no-mixed_precision", "mixed_precision",
+                     default=t.mixed_precision,
+                     help="mixed_float16 compute on a GPU (the output stays float32)."),
+        click.option("--jit/--no-jit", default=t.jit, help="XLA-compile the training step."),
+        click.option("--strategy", type=click.Choice(STRATEGIES),
+                     default=t.strategy,
+                     help="tf.distribute: auto mirrors over all GPUs when there are several; "
+                          "--batch_size is per replica (multiworker: see README)."),
+        click.option("--augment_on", "augment_on",
+                     type=click.Choice(AUGMENT_PLACEMENTS), default=t.augment_on,
+                     help="Where augmentation runs: gpu (in the model, so the CPU only decodes), "
+                          "cpu (OpenCV in the input pipeline); auto picks gpu when one is visible."),
+        click.option("--rotation_range", "rotation_range", type=float,
+                     default=a.rotation_range, help="Degrees."),
+        click.option("--zoom_range", "zoom_range", type=float, default=a.zoom_range, help="Zoom factor drawn in [1 - z, 1 + z] per axis."),
+        click.option("--shear_range", "shear_range", type=float,
+                     default=a.shear_range, help="Degrees."),
+        click.option("--width_shift_range", "width_shift_range", type=float,
+                     default=a.width_shift_range, help="Fraction of the width, or pixels if >= 1."),
+        click.option("--height_shift_range", "height_shift_range",
+                     type=float, default=a.height_shift_range, help="Fraction of the height, or pixels if >= 1."),
+        click.option("--horizontal_flip/--no-horizontal_flip", "horizontal_flip",
+                     default=a.horizontal_flip, help="Mirror half the images left-right."),
+        click.option("--vertical_flip/--no-vertical_flip", "vertical_flip",
+                     default=a.vertical_flip, help="Mirror half the images upside down."),
+        click.option("--brightness_range", "brightness_range", type=float,
+                     nargs=2, default=None, help="Brightness multiplier range, e.g. 0.8 1.2."),
+        click.option("--contrast_range", "contrast_range", type=float,
+                     default=a.contrast_range, help="Contrast factor drawn in [1 - c, 1 + c]."),
+        click.option("--fill_mode", "fill_mode", type=click.Choice(FILL_MODES),
+                     default=a.fill_mode, help="How a warp fills pixels from outside the image."),
+        click.option("--saturation_range", type=float, default=a.saturation_range,
+                     help="Colour saturation factor drawn in [1 - s, 1 + s]."),
+        click.option("--hue_range", type=float, default=a.hue_range,
+                     help="Hue shift drawn in [-h, h] degrees."),
+        click.option("--grayscale_probability", type=float, default=a.grayscale_probability,
+                     help="Share of training images turned grey."),
+        click.option("--blur_sigma", type=float, default=a.blur_sigma,
+                     help="Gaussian blur with sigma drawn in [0, b] pixels."),
+        click.option("--jpeg_quality", type=int, default=a.jpeg_quality,
+                     help="Re-encode as JPEG with quality drawn in [q, 95]; 0 turns it off."),
+        click.option("--no_augment", "no_augment", is_flag=True,
+                     help="Turn every augmentation off."),
+        click.option("--resume", is_flag=True,
+                     help="Continue the interrupted run in --output_dir with its saved config."),
+        click.option("--overwrite", is_flag=True, help="Replace a run already in --output_dir."),
+        click.option("--demo", is_flag=True,
+                     help="Offline demo: build the direction dataset and train a small model on it."),
+        click.option("--json", "as_json", is_flag=True, help="Print the model metadata as JSON."),
+        click.option("--show_config", is_flag=True,
+                     help="Print the options this run would use (its config.json) and exit."),
+        click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's own logging."),
+    ]  # fmt: skip
+    return apply_options(command, options)
+
+
+DEMO_OPTIONS = {
+    "backbone": "mobilenetv2", "alpha": 0.35, "weights": "none", "image_size": 96,
+    "epochs": 8, "batch_size": 32, "rotation_range": 5.0, "zoom_range": 0.1,
+    "width_shift_range": 0.05, "height_shift_range": 0.05, "horizontal_flip": False,
+}  # fmt: skip
+
+
+def _apply_demo(ctx: click.Context, options: dict) -> None:
+    """--demo: build the direction dataset and use small-model settings unless given."""
+    from gender_cls.datasets import make_direction_dataset
+
+    for name, value in DEMO_OPTIONS.items():
+        if not explicit(ctx, name):
+            options[name] = value
+    options["output_dir"] = options["output_dir"] or "runs/demo"
+    if not options["data_path"]:
+        options["data_path"] = str(Path(tempfile.mkdtemp(prefix="gender_cls_demo_")) / "direction")
+    if not Path(options["data_path"]).exists():
+        make_direction_dataset(options["data_path"], n_per_class=300, size=96, seed=0)
+        click.echo(f"demo: direction dataset written to {options['data_path']}")
+
+
+TRAIN_PANELS = {
+    "Data": ["data_path", "image_size", "batch_size", "val_split", "balance", "resize", "cache",
+             "seed"],
+    "Faces": ["face_crop", "face_detector", "face_margin", "face_fallback", "face_cache"],
+    "Model": ["backbone", "weights", "alpha", "head", "head_units", "dropout"],
+    "Training": ["recipe", "config", "epochs", "head_epochs", "fine_tune_epochs",
+                 "fine_tune_layers", "lr", "fine_tune_lr", "optimizer", "weight_decay",
+                 "schedule", "warmup_epochs", "plateau_factor", "ema", "mixup", "monitor",
+                 "patience", "loss", "focal_alpha", "focal_gamma", "label_smoothing",
+                 "threshold_metric"],
+    "Augmentation": ["rotation_range", "zoom_range", "shear_range", "width_shift_range",
+                     "height_shift_range", "horizontal_flip", "vertical_flip", "brightness_range",
+                     "contrast_range", "fill_mode", "saturation_range", "hue_range",
+                     "grayscale_probability", "blur_sigma", "jpeg_quality", "no_augment"],
+    "Speed": ["head_augment", "mixed_precision", "jit", "strategy", "augment_on"],
+    "Output": ["output_dir", "output_model", "export", "tensorboard", "resume", "overwrite",
+               "demo", "as_json", "show_config", "verbose", "help"],
+}  # fmt: skip
+
+
+@click.command("train", context_settings=CONTEXT)
+@option_panels(TRAIN_PANELS)
+@train_options
+@click.pass_context
+@handle_errors
+def train_command(ctx: click.Context, **options) -> None:
+    """Train an image classifier on a folder of images (two-phase transfer learning).
+
+    \b
+    python train_model.py --data_path DATA --output_dir runs/gender-mnv2 \\
+        --backbone mobilenetv2 --epochs 25 --batch_size 32
+    python train_model.py --demo     # offline, a few minutes on a CPU
+    """
+    verbose = options.pop("verbose")
+    quiet_tensorflow(verbose)
+    setup_logging(verbose)
+    if options["demo"]:
+        _apply_demo(ctx, options)
+    if not options["data_path"] and not options["resume"] and not options["config"]:
+        raise UserError("no data: pass --data_path DATA (or --demo, --resume, --config FILE)")
+    if options["resume"] and not options["output_dir"]:
+        raise UserError("--resume needs --output_dir, the run to continue")
+    options["output_dir"] = options["output_dir"] or default_run_dir(options["backbone"])
+    config = build_run_config(ctx, options)
+    if options["show_config"]:
+        click.echo(json.dumps(config.to_dict(), indent=2))
+        return
+
+    from gender_cls.training import train
+
+    start = time.perf_counter()
+    progress = 1 if sys.stdout.isatty() else 2
+    result = train(
+        config, resume=options["resume"], overwrite=options["overwrite"],
+        output_model=options["output_model"], verbose=progress,
+    )  # fmt: skip
+    if options["as_json"]:
+        click.echo(json.dumps(result.card.to_dict(), indent=2, default=str))
+        return
+    click.echo(f"\ntrained in {time.perf_counter() - start:.0f}s; wrote:")
+    for path in result.written:
+        click.echo(f"  {path}")
+    click.echo(format_validation(result.card))
+
+
+def format_validation(card: ModelCard) -> str:
+    """The validation metrics of a trained model as a few readable lines."""
+    report = card.validation
+    if card.threshold is None:
+        m = report["argmax"]
+        return f"validation: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}"
+    lines = []
+    for key in ("at_0.5", "at_threshold"):
+        m = report[key]
+        lines.append(
+            f"validation @ threshold {m['threshold']:.3f}: accuracy {m['accuracy']:.4f}  "
+            f"balanced accuracy {m['balanced_accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}"
+        )
+    lines.append(f"decision threshold {card.threshold:.3f} ({card.threshold_source})")
+    return "\n".join(lines)
