@@ -68,16 +68,32 @@ def save_model(model, path: str | Path, card: ModelCard | None = None) -> Path:
 
 
 def _embed_card(model_file: Path, card: ModelCard) -> None:
-    """Put the card inside a freshly saved model file, so the file alone predicts like its run."""
+    """Put the card inside a model file not yet in place (a temp file), replacing one there, so
+    the file alone predicts like its run."""
     text = json.dumps(card.to_dict(), default=str)
-    if model_file.suffix.lower() == ".keras":
-        with zipfile.ZipFile(model_file, "a") as archive:
-            archive.writestr(EMBEDDED_CARD, text)
-    else:
+    if model_file.suffix.lower() != ".keras":
         import h5py
 
         with h5py.File(model_file, "a") as handle:
             handle.attrs[EMBEDDED_CARD] = text
+        return
+    with zipfile.ZipFile(model_file) as archive:
+        entries = [(item, archive.read(item)) for item in archive.infolist()
+                   if item.filename != EMBEDDED_CARD]  # fmt: skip
+    with zipfile.ZipFile(model_file, "w") as archive:  # rewritten: a zip entry cannot be replaced
+        for item, data in entries:
+            archive.writestr(item, data)
+        archive.writestr(EMBEDDED_CARD, text)
+
+
+def update_card(model: ModelRef, card: ModelCard) -> None:
+    """Write a changed card (a new threshold, a temperature) beside the model and inside it."""
+    if model.file.suffix.lower() in (".keras", ".h5", ".hdf5"):
+        tmp = model.file.with_name(f".{model.file.stem}.tmp{model.file.suffix}")
+        shutil.copyfile(model.file, tmp)
+        _embed_card(tmp, card)
+        os.replace(tmp, model.file)
+    card.save(model.card_path)
 
 
 def embedded_card(model_file: Path) -> ModelCard | None:
@@ -140,6 +156,7 @@ class ModelCard:
     created: str = ""
     exports: dict[str, dict] = field(default_factory=dict)  # format -> {file, ...}
     face_crop: FaceCrop | None = None  # set: every image is face-cropped before prediction
+    temperature: float = 1.0  # probabilities are softened by softmax(log p / T) (calibration)
 
     @property
     def binary(self) -> bool:

@@ -252,6 +252,7 @@ class TrainConfig(_Checked):
     patience: int | None = None  # EarlyStopping; None: 5, or 10 from scratch
     plateau_factor: float = 0.5  # ReduceLROnPlateau multiplies the LR by this
     threshold_metric: str = "f1"
+    calibrate: bool = False  # fit temperature scaling on the validation set after training
     tensorboard: bool = False
     head_augment: bool = True  # False: no augmentation in phase 1, so base features are cached
     strategy: str = "auto"  # tf.distribute

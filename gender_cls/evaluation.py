@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from gender_cls import artifacts, plots
+from gender_cls.calibration import calibration_metrics, reliability_bins
 from gender_cls.data import DatasetIndex, check_readable, labelled_folder, run_split
 from gender_cls.errors import UserError
 from gender_cls.faces import CropCache, CropReport, crop_split, default_cache_dir
@@ -153,6 +154,7 @@ def evaluate(
         images=len(found.paths),
         skipped_unreadable=len(found.index.skipped),
     )
+    metrics.update(calibration_metrics(y_true, probabilities), temperature=predictor.temperature)
     if groups is not None:
         per_group = load_groups(groups, found.paths)
         metrics["groups"] = group_table(y_true, y_pred, names, per_group)
@@ -202,6 +204,9 @@ def write_outputs(
         written.append(no_face)
     if "groups" in result.metrics:
         written += _write_groups(result, out)
+    table = reliability_bins(result.y_true, result.probabilities)
+    path = out / "reliability_diagram.png"
+    written.append(plots.reliability_diagram(table, result.metrics["ece"], path))
     cm = np.asarray(result.metrics["confusion_matrix"])
     written.append(plots.confusion_matrix(cm, result.class_names, out / "confusion_matrix.png"))
     if result.binary:

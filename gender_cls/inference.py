@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from gender_cls.artifacts import ModelRef, resolve_model
+from gender_cls.calibration import apply_temperature
 from gender_cls.config import FaceCrop
 from gender_cls.data import EXTENSIONS_HELP, list_images
 from gender_cls.errors import UserError
@@ -52,7 +53,8 @@ class Predictor:
     pixel scaling from `input_scale` ("unit": /255, what ImageDataGenerator(rescale=1./255)
     scripts used; "imagenet": torchvision's mean/std) with `input_mean`/`input_std` overriding
     it, and `output` says whether it emits logits ("auto": look at its outputs on test inputs).
-    Every guess is listed in `assumptions`.
+    Every guess is listed in `assumptions`. A calibrated model's temperature is applied to every
+    probability unless `calibrated` is False.
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class Predictor:
         mixed_precision: bool = False,
         jit: bool | None = None,
         face_crop: bool | None = None,
+        calibrated: bool = True,
     ):
         self.model_ref = resolve_model(model_path)
         self.model_file = self.model_ref.file
@@ -107,6 +110,7 @@ class Predictor:
             self.threshold, self.threshold_source = 0.5, "default 0.5 (none in model.json)"
         self.face_crop = _face_crop(card, face_crop)
         self._cropper = None
+        self.temperature = card.temperature if card and calibrated else 1.0
 
     def _assume_bare(self, classes, outputs: int, output: str) -> None:
         """Classes, size and output kind of a model without a card, each guess stated."""
@@ -148,8 +152,8 @@ class Predictor:
         scores = to_probabilities(scores) if self.logits else np.asarray(scores, np.float64)
         if self.binary:
             p = scores.reshape(-1)
-            return np.stack([1.0 - p, p], axis=1)
-        return scores
+            scores = np.stack([1.0 - p, p], axis=1)
+        return apply_temperature(scores, self.temperature)
 
     def decide(self, probabilities: np.ndarray, threshold: float | None = None) -> np.ndarray:
         """Class indices: positive when P(class 1) >= threshold for binary models, else argmax."""

@@ -65,3 +65,40 @@ def report_text(y_true, y_pred, class_names) -> str:
     return classification_report(
         y_true, y_pred, labels=labels, target_names=class_names, digits=4, zero_division=0
     )
+
+
+def validation_report(
+    labels,
+    probabilities,
+    class_names: list[str],
+    metric: str,
+    calibrate: bool = False,
+    source: str = "the validation set",
+) -> dict:
+    """The decision rule and metrics a model card holds: with `calibrate`, the temperature fitted
+    on these [N, classes] probabilities (ECE and Brier before and after); for two classes, the
+    threshold tuned (on the calibrated scores) to maximise `metric`, and metrics at 0.5 and at it."""
+    from gender_cls.calibration import apply_temperature, calibration_metrics, fit_temperature
+    from gender_cls.thresholds import tune_threshold
+
+    labels = np.asarray(labels)
+    report: dict = {"temperature": 1.0}
+    if calibrate:
+        temperature = fit_temperature(labels, probabilities)
+        before = calibration_metrics(labels, probabilities)
+        probabilities = apply_temperature(probabilities, temperature)
+        after = calibration_metrics(labels, probabilities)
+        report["temperature"] = temperature
+        report["calibration"] = {f"{k}_{when}": v for when, values in
+                                 (("before", before), ("after", after)) for k, v in values.items()}  # fmt: skip
+    if len(class_names) == 2:
+        scores = np.asarray(probabilities)[:, 1]
+        threshold = tune_threshold(labels, scores, metric)
+        return {**report, "threshold": threshold,
+                "threshold_source": f"tuned on {source} to maximise {metric}",
+                "at_0.5": binary_metrics(labels, scores, 0.5),
+                "at_threshold": binary_metrics(labels, scores, threshold)}  # fmt: skip
+    metrics = compute_metrics(labels, probabilities, probabilities.argmax(axis=1), class_names)
+    scalars = ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "average_precision")
+    return {**report, "threshold": None, "threshold_source": "argmax (multi-class)",
+            "argmax": {name: metrics[name] for name in scalars}}  # fmt: skip

@@ -134,3 +134,30 @@ def group_bars(attribute: str, entry: dict, class_names: list[str], path: Path) 
     ax.set_xlabel("")
     ax.grid(axis="y", alpha=0.3)
     return _save(fig, path)
+
+
+def reliability_diagram(table: dict, ece: float, path: Path) -> Path:
+    """Accuracy against confidence per bin (bars, image counts beneath), the diagonal of a
+    perfectly calibrated model, and the ECE in the title."""
+    import numpy as np
+
+    count = np.asarray(table["count"])
+    bins = len(count)
+    centres = (np.arange(bins) + 0.5) / bins
+    filled = count > 0
+    fig, (ax, counts_ax) = plt.subplots(2, 1, figsize=(5.5, 6), sharex=True,
+                                        gridspec_kw={"height_ratios": [3, 1]})  # fmt: skip
+    ax.bar(centres[filled], np.asarray(table["accuracy"])[filled], width=1 / bins,
+           edgecolor="black", alpha=0.8, label="accuracy")  # fmt: skip
+    ax.plot(centres[filled], np.asarray(table["confidence"])[filled], "o", color="tab:red",
+            markersize=4, label="mean confidence")  # fmt: skip
+    ax.plot([0, 1], [0, 1], "--", color="grey", label="perfectly calibrated")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1)
+    ax.set_title(f"Reliability (ECE {ece:.3f}, {bins} bins)")
+    ax.legend(loc="upper left")
+    counts_ax.bar(centres, count, width=1 / bins, color="tab:grey")
+    counts_ax.set_xlabel("confidence of the predicted class")
+    counts_ax.set_ylabel("images")
+    counts_ax.set_xlim(0, 1)
+    return _save(fig, path)

@@ -12,7 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from gender_cls import artifacts, plots
+from gender_cls import artifacts, metrics, plots
 from gender_cls.augment_layer import resolve_placement, with_augmentation
 from gender_cls.backbones import get_backbone
 from gender_cls.config import (
@@ -26,7 +26,6 @@ from gender_cls.data import DatasetIndex, check_readable, class_weights, discove
 from gender_cls.distribute import make_strategy
 from gender_cls.errors import UserError
 from gender_cls.faces import CropCache, crop_split, make_detector
-from gender_cls.metrics import binary_metrics, compute_metrics
 from gender_cls.models import (
     build_classifier,
     check_imagenet_weights,
@@ -39,7 +38,6 @@ from gender_cls.models import (
     unfreeze_last,
 )
 from gender_cls.pipeline import make_dataset, mixup
-from gender_cls.thresholds import tune_threshold
 
 log = logging.getLogger(__name__)
 
@@ -268,28 +266,17 @@ def _load_index(config: RunConfig, run_dir: Path, resume: bool) -> DatasetIndex:
     return index
 
 
-def validation_report(model, index: DatasetIndex, val_ds, metric: str) -> dict:
-    """Validation metrics at 0.5 and at the threshold tuned on the validation set (binary)."""
-    scores = model.predict(val_ds, verbose=0)
+def validation_report(model, index: DatasetIndex, val_ds, t: TrainConfig) -> dict:
+    """The validation set predicted by the trained model, calibrated (with `t.calibrate`) and
+    its threshold tuned: metrics.validation_report."""
+    scores = np.asarray(model.predict(val_ds, verbose=0), np.float64)
     labels = np.asarray(index.splits["val"].labels)
     if len(scores) != len(labels):
         raise RuntimeError("a validation image became unreadable during training; run again")
     if index.num_classes == 2:
-        scores = scores.ravel()
-        threshold = tune_threshold(labels, scores, metric)
-        return {
-            "threshold": threshold,
-            "threshold_source": f"tuned on the validation set to maximise {metric}",
-            "at_0.5": binary_metrics(labels, scores, 0.5),
-            "at_threshold": binary_metrics(labels, scores, threshold),
-        }
-    metrics = compute_metrics(labels, scores, scores.argmax(axis=1), index.class_names)
-    scalars = ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "average_precision")
-    return {
-        "threshold": None,
-        "threshold_source": "argmax (multi-class)",
-        "argmax": {name: metrics[name] for name in scalars},
-    }
+        scores = np.stack([1.0 - scores.ravel(), scores.ravel()], axis=1)
+    return metrics.validation_report(labels, scores, index.class_names, t.threshold_metric,
+                                     t.calibrate)  # fmt: skip
 
 
 def train(
@@ -476,7 +463,7 @@ def make_card(
 ) -> artifacts.ModelCard:
     """The model card of a trained model, with its validation metrics and tuned threshold."""
     index = data.index
-    report = validation_report(model, index, data.val_ds, config.train.threshold_metric)
+    report = validation_report(model, index, data.val_ds, config.train)
     return artifacts.ModelCard(
         class_names=index.class_names,
         image_size=data.image_size,
@@ -493,6 +480,7 @@ def make_card(
         versions=artifacts.package_versions(),
         created=artifacts.now(),
         face_crop=config.data.face(),
+        temperature=report["temperature"],
     )
 
 

@@ -35,8 +35,8 @@ def test_a_minimal_hand_written_card_gets_the_documented_defaults(tmp_path):
 
 @pytest.mark.parametrize("raw, message", [
     ({"image_size": 64}, "no class_names; a model's .json needs at least"),
-    ({"class_names": ["a", "b"], "image_size": 64, "temperature": 1.5},
-     "unknown field(s) temperature; it was written by a newer gender_cls"),
+    ({"class_names": ["a", "b"], "image_size": 64, "tta_views": 4},
+     "unknown field(s) tta_views; it was written by a newer gender_cls"),
     ({"class_names": ["a", "b"], "image_size": 64, "config": {"train": {"loss": "mse"}}},
      "loss='mse' is not allowed"),
 ])  # fmt: skip

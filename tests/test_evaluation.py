@@ -34,14 +34,16 @@ def evaluated(trained_run, two_class_data, tmp_path_factory):
 @pytest.mark.slow
 def test_every_output_file_is_written_and_valid(evaluated):
     out, console = evaluated
-    for name in ("confusion_matrix.png", "roc_curve.png", "pr_curve.png", "threshold_curve.png"):
+    for name in ("confusion_matrix.png", "roc_curve.png", "pr_curve.png", "threshold_curve.png",
+                 "reliability_diagram.png"):  # fmt: skip
         with Image.open(out / name) as image:
             assert image.size[0] > 100
     metrics = json.loads((out / "metrics.json").read_text())
     for key in ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc", "average_precision",
                 "per_class", "threshold", "threshold_source", "confusion_matrix", "counts",
-                "model_path", "data_path"):  # fmt: skip
+                "model_path", "data_path", "ece", "brier", "temperature"):  # fmt: skip
         assert key in metrics, key
+    assert 0 <= metrics["ece"] <= 1 and 0 <= metrics["brier"] <= 1
     rows = list(csv.DictReader((out / "predictions.csv").open()))
     assert len(rows) == 24
     report = (out / "classification_report.txt").read_text()

@@ -191,8 +191,8 @@ def test_multi_class_validation_report_uses_argmax():
     index = SimpleNamespace(num_classes=3, class_names=["down", "left", "up"],
                             splits={"val": SimpleNamespace(labels=[0, 1, 2, 2])})  # fmt: skip
     model = SimpleNamespace(predict=lambda ds, verbose=0: scores)
-    report = validation_report(model, index, None, "f1")
-    assert report["threshold"] is None
+    report = validation_report(model, index, None, TrainConfig())
+    assert report["threshold"] is None and report["temperature"] == 1.0
     assert report["argmax"]["accuracy"] == 0.75
     assert report["argmax"]["roc_auc"] is not None
 
@@ -272,12 +272,16 @@ def test_a_run_with_every_recipe_option_trains(two_class_data, tmp_path):
     from gender_cls.config import AugmentConfig
 
     config = tiny_config(two_class_data, tmp_path / "run", head_epochs=2, optimizer="adamw",
-                         schedule="cosine", ema=True, mixup=0.2, tensorboard=True)  # fmt: skip
+                         schedule="cosine", ema=True, mixup=0.2, tensorboard=True,
+                         calibrate=True)  # fmt: skip
     config.augment = AugmentConfig(saturation_range=0.3, hue_range=10, grayscale_probability=0.2,
                                    blur_sigma=1.0, jpeg_quality=40)  # fmt: skip
     result = train(config, verbose=0)
     assert len(result.history["loss"]) == 2 and result.card.config.train.mixup == 0.2
     assert list((tmp_path / "run" / "logs").rglob("events.out.tfevents.*"))  # TensorBoard wrote
+    calibration = result.card.validation["calibration"]
+    assert result.card.temperature == result.card.validation["temperature"] > 0
+    assert calibration["ece_after"] <= calibration["ece_before"] + 1e-9
 
 
 def test_a_flip_that_would_swap_left_and_right_is_refused(tmp_path):

@@ -130,3 +130,14 @@ def split_floats(_ctx, _param, value: str | None) -> tuple[float, ...] | None:
         return tuple(float(v) for v in value.split(","))
     except ValueError:
         raise click.BadParameter("give one number or three, comma-separated") from None
+
+
+def format_calibration(report: dict) -> str:
+    """'temperature 2.31: ECE 0.081 -> 0.023, Brier 0.071 -> 0.062 (validation)'."""
+    c = report["calibration"]
+    line = (f"temperature {report['temperature']:.3f}: ECE {c['ece_before']:.4f} -> "
+            f"{c['ece_after']:.4f}, Brier {c['brier_before']:.4f} -> {c['brier_after']:.4f} "
+            "(validation set)")  # fmt: skip
+    if report["threshold"] is not None:
+        line += f"; threshold re-tuned to {report['threshold']:.3f}"
+    return line

@@ -124,6 +124,7 @@ def result_summary(result) -> str:
     summary += f"macro-F1 {m['macro_f1']:.4f}"
     if m["roc_auc"] is not None:
         summary += f"  ROC AUC {m['roc_auc']:.4f}"
+    summary += f"  ECE {m['ece']:.4f}  Brier {m['brier']:.4f}"
     parts = [result.full_report(), summary]
     if "groups" in m:
         from gender_cls.fairness import format_report

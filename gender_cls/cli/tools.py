@@ -6,10 +6,17 @@ import time
 
 import rich_click as click
 
-from gender_cls.cli.common import CONTEXT, handle_errors, quiet_tensorflow, setup_logging
+from gender_cls.cli.common import (
+    CONTEXT,
+    format_calibration,
+    handle_errors,
+    quiet_tensorflow,
+    setup_logging,
+)
 from gender_cls.config import (
     FACE_DETECTORS,
     FACE_FALLBACKS,
+    THRESHOLD_METRICS,
 )
 
 
@@ -85,3 +92,35 @@ def crop_faces_command(src, dst, size, face_detector, face_margin, face_fallback
         click.echo(f"error  {path}: cannot read image ({reason})", err=True)
     if report.unreadable:
         raise SystemExit(1)
+
+
+@click.command("calibrate", context_settings=CONTEXT)
+@click.option(
+    "--model_path",
+    "--model",
+    "model_path",
+    required=True,
+    help="Run directory (its split.json names the validation images).",
+)
+@click.option(
+    "--threshold_metric",
+    type=click.Choice(THRESHOLD_METRICS),
+    default=None,
+    show_default="the one the model was trained with",
+    help="What the re-tuned threshold maximises.",
+)
+@click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's own logging.")
+@handle_errors
+def calibrate_command(model_path, threshold_metric, verbose) -> None:
+    """Fit temperature scaling on the run's validation images and store it in model.json (and
+    inside the model file); the threshold is re-tuned on the calibrated probabilities.
+
+    \b
+    gender-cls calibrate --model_path runs/gender-mnv2
+    """
+    quiet_tensorflow(verbose)
+    setup_logging(verbose)
+    from gender_cls.calibrate import calibrate_model
+
+    report = calibrate_model(model_path, threshold_metric)
+    click.echo(format_calibration(report))

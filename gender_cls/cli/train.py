@@ -17,6 +17,7 @@ from gender_cls.cli.common import (
     CONTEXT,
     apply_options,
     explicit,
+    format_calibration,
     handle_errors,
     option_panels,
     quiet_tensorflow,
@@ -196,6 +197,9 @@ def train_options(command):
         click.option("--threshold_metric", "threshold_metric",
                      type=click.Choice(THRESHOLD_METRICS),
                      default=t.threshold_metric, help="What the tuned decision threshold maximises."),
+        click.option("--calibrate/--no-calibrate", default=t.calibrate,
+                     help="Fit temperature scaling on the validation set after training; the "
+                          "threshold is tuned on the calibrated probabilities."),
         click.option("--tensorboard/--no-tensorboard", default=t.tensorboard, help="Write TensorBoard logs to RUN/logs."),
         click.option("--head_augment/--no-head_augment", "head_augment", default=t.head_augment,
                      help="Augment in phase 1; without it the frozen base runs once per image "
@@ -287,7 +291,7 @@ TRAIN_PANELS = {
                  "fine_tune_layers", "lr", "fine_tune_lr", "optimizer", "weight_decay",
                  "schedule", "warmup_epochs", "plateau_factor", "ema", "mixup", "monitor",
                  "patience", "loss", "focal_alpha", "focal_gamma", "label_smoothing",
-                 "threshold_metric"],
+                 "threshold_metric", "calibrate"],
     "Augmentation": ["rotation_range", "zoom_range", "shear_range", "width_shift_range",
                      "height_shift_range", "horizontal_flip", "vertical_flip", "brightness_range",
                      "contrast_range", "fill_mode", "saturation_range", "hue_range",
@@ -346,10 +350,13 @@ def train_command(ctx: click.Context, **options) -> None:
 def format_validation(card: ModelCard) -> str:
     """The validation metrics of a trained model as a few readable lines."""
     report = card.validation
+    lines = []
+    if "calibration" in report:
+        lines.append(format_calibration(report))
     if card.threshold is None:
         m = report["argmax"]
-        return f"validation: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}"
-    lines = []
+        lines.append(f"validation: accuracy {m['accuracy']:.4f}  macro-F1 {m['macro_f1']:.4f}")
+        return "\n".join(lines)
     for key in ("at_0.5", "at_threshold"):
         m = report[key]
         lines.append(

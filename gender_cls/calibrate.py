@@ -1,0 +1,35 @@
+"""Calibrate a trained model after the fact: temperature scaling fitted on its run's validation
+split, the threshold re-tuned on the calibrated scores, both stored in its card."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+from gender_cls import artifacts
+from gender_cls.errors import UserError
+from gender_cls.evaluation import evaluate
+from gender_cls.metrics import validation_report
+
+
+def calibrate_model(
+    model_path: str | Path | artifacts.ModelRef, threshold_metric: str | None = None, **options
+) -> dict:
+    """Fit the temperature on the run's validation images (predicted uncalibrated), re-tune the
+    threshold, write the card beside and inside the model; returns the validation report.
+    `options` go to the Predictor (backend, batch_size...)."""
+    model = artifacts.resolve_model(model_path)
+    card = model.card
+    if card is None or card.config is None:
+        raise UserError(f"{model.file}: calibration needs a model trained by gender_cls (its run's "
+                        "split.json holds the validation images)")  # fmt: skip
+    found = evaluate(model, split="val", calibrated=False, **options)
+    metric = threshold_metric or card.config.train.threshold_metric
+    report = validation_report(found.y_true, found.probabilities, card.class_names, metric,
+                               calibrate=True, source="the validation set (calibrated)")  # fmt: skip
+    calibrated = dataclasses.replace(
+        card, temperature=report["temperature"], threshold=report["threshold"],
+        threshold_source=report["threshold_source"], validation=report,
+    )  # fmt: skip
+    artifacts.update_card(model, calibrated)
+    return report
