@@ -80,6 +80,7 @@ class LabelledPredictions:
     y_true: np.ndarray
     probabilities: np.ndarray
     faces: CropReport | None
+    without_tta: np.ndarray | None = None  # with test-time augmentation: plain probabilities
 
 
 def _labelled_predictions(
@@ -93,8 +94,9 @@ def _labelled_predictions(
         log.info("face crop: %s", report.summary())
     log.info("predicting %d images from %s", len(split), index.root)
     probabilities = predictor.predict_files(split.paths, verbose=verbose)
+    plain = predictor.predict_files(split.paths, tta=1) if predictor.tta > 1 else None
     paths = report.sources if report else split.paths
-    return LabelledPredictions(index, paths, np.asarray(split.labels), probabilities, report)
+    return LabelledPredictions(index, paths, np.asarray(split.labels), probabilities, report, plain)
 
 
 def evaluate(
@@ -155,6 +157,12 @@ def evaluate(
         skipped_unreadable=len(found.index.skipped),
     )
     metrics.update(calibration_metrics(y_true, probabilities), temperature=predictor.temperature)
+    if found.without_tta is not None:
+        plain = compute_metrics(
+            y_true, found.without_tta, predictor.decide(found.without_tta), names
+        )
+        scalars = ("accuracy", "balanced_accuracy", "macro_f1", "roc_auc")
+        metrics["tta"] = {"views": predictor.tta, "without_tta": {k: plain[k] for k in scalars}}
     if groups is not None:
         per_group = load_groups(groups, found.paths)
         metrics["groups"] = group_table(y_true, y_pred, names, per_group)

@@ -23,6 +23,7 @@ from gender_cls.model_input import (
     to_probabilities,
 )
 from gender_cls.runners import KerasRunner, open_runner
+from gender_cls.tta import average_over_views
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,8 @@ class Predictor:
     scripts used; "imagenet": torchvision's mean/std) with `input_mean`/`input_std` overriding
     it, and `output` says whether it emits logits ("auto": look at its outputs on test inputs).
     Every guess is listed in `assumptions`. A calibrated model's temperature is applied to every
-    probability unless `calibrated` is False.
+    probability unless `calibrated` is False. With `tta` N > 1 the probabilities are averaged
+    over N light views of each image (tta.py).
     """
 
     def __init__(
@@ -74,6 +76,7 @@ class Predictor:
         jit: bool | None = None,
         face_crop: bool | None = None,
         calibrated: bool = True,
+        tta: int = 1,
     ):
         self.model_ref = resolve_model(model_path)
         self.model_file = self.model_ref.file
@@ -111,6 +114,11 @@ class Predictor:
         self.face_crop = _face_crop(card, face_crop)
         self._cropper = None
         self.temperature = card.temperature if card and calibrated else 1.0
+        if tta < 1:
+            raise UserError(f"--tta must be 1 or more, got {tta}")
+        self.tta = tta
+        trained = card.config if card else None  # mirror views only for a model trained on them
+        self.tta_flip = bool(trained and trained.augment.horizontal_flip)
 
     def _assume_bare(self, classes, outputs: int, output: str) -> None:
         """Classes, size and output kind of a model without a card, each guess stated."""
@@ -162,16 +170,26 @@ class Predictor:
             return (probabilities[:, 1] >= t).astype(int)
         return probabilities.argmax(axis=1)
 
-    def predict_arrays(self, images: np.ndarray) -> np.ndarray:
-        """[N, size, size, 3] RGB pixels in [0, 255] -> [N, classes] probabilities."""
-        x = self.input.apply(np.asarray(images, np.float32))
-        return self.probabilities(self.runner.predict(x))
+    def predict_arrays(self, images: np.ndarray, tta: int | None = None) -> np.ndarray:
+        """[N, size, size, 3] RGB pixels in [0, 255] -> [N, classes] probabilities, averaged
+        over `tta` views (default: the predictor's)."""
+        images = np.asarray(images, np.float32)
+        views = self.tta if tta is None else tta
+        if views > 1:
+            return average_over_views(self._predict_once, images, views, self.tta_flip)
+        return self._predict_once(images)
 
-    def predict_files(self, paths: list[str], verbose: int = 0) -> np.ndarray:
+    def _predict_once(self, images: np.ndarray) -> np.ndarray:
+        return self.probabilities(self.runner.predict(self.input.apply(images)))
+
+    def predict_files(
+        self, paths: list[str], verbose: int = 0, tta: int | None = None
+    ) -> np.ndarray:
         """Probabilities for readable image files: a Keras model reads them with the tf.data
         pipeline in batches; an exported one with a thread pool (no TensorFlow needed)."""
-        if not isinstance(self.runner, KerasRunner) or not self.input.tensor_safe:
-            return self.predict_arrays(self._load_all(paths)[0])
+        views = self.tta if tta is None else tta
+        if not isinstance(self.runner, KerasRunner) or not self.input.tensor_safe or views > 1:
+            return self.predict_arrays(self._load_all(paths)[0], views)
         from gender_cls.pipeline import predict_dataset
 
         ds = predict_dataset(paths, self.image_size, self.batch_size, self.resize)

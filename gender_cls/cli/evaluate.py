@@ -125,6 +125,11 @@ def result_summary(result) -> str:
     if m["roc_auc"] is not None:
         summary += f"  ROC AUC {m['roc_auc']:.4f}"
     summary += f"  ECE {m['ece']:.4f}  Brier {m['brier']:.4f}"
+    if "tta" in m:
+        plain = m["tta"]["without_tta"]
+        summary += (
+            f"\nwith TTA ({m['tta']['views']} views); without: accuracy {plain['accuracy']:.4f}"
+        )
     parts = [result.full_report(), summary]
     if "groups" in m:
         from gender_cls.fairness import format_report

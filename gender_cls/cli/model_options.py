@@ -8,11 +8,12 @@ from gender_cls.cli.common import apply_options, split_classes, split_floats
 from gender_cls.model_input import INPUT_SCALES, OUTPUT_KINDS
 
 PREDICTOR_OPTIONS = ("classes", "input_scale", "input_mean", "input_std", "bgr", "output",
-                     "threshold", "batch_size", "backend", "mixed_precision", "jit", "face_crop")  # fmt: skip
+                     "threshold", "batch_size", "backend", "mixed_precision", "jit", "face_crop",
+                     "tta")  # fmt: skip
 
 
 MODEL_PANELS = {  # the model options' panels, after those of the command itself
-    "Model": ["model_path", "threshold", "face_crop"],
+    "Model": ["model_path", "threshold", "face_crop", "tta"],
     "Models from other toolkits": ["classes", "input_scale", "input_mean", "input_std", "bgr",
                                    "output"],
     "Speed": ["batch_size", "backend", "mixed_precision", "jit"],
@@ -68,6 +69,9 @@ def model_options(command):
                      help="Keras model on a GPU: mixed_float16 compute (implies --backend keras)."),
         click.option("--jit/--no-jit", default=None, show_default="Keras decides: on with a GPU",
                      help="Keras model: XLA on or off (either implies --backend keras)."),
+        click.option("--tta", type=click.IntRange(1, 10), default=1,
+                     help="Test-time augmentation: average over N views (the image, its mirror "
+                          "if trained with flips, zooms, shifts); 1 turns it off."),
         click.option("--face_crop/--no-face_crop", default=None,
                      show_default="as the model was trained",
                      help="Crop and align the face of each image first (BlazeFace)."),
