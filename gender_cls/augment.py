@@ -15,13 +15,7 @@ import tensorflow as tf
 
 from gender_cls.affine import affine_matrix, has_geometry, shift_pixels
 from gender_cls.config import AugmentConfig
-
-BORDER_MODES = {
-    "nearest": cv2.BORDER_REPLICATE,
-    "reflect": cv2.BORDER_REFLECT,
-    "wrap": cv2.BORDER_WRAP,
-    "constant": cv2.BORDER_CONSTANT,
-}
+from gender_cls.images import warp_image
 
 
 def random_matrix(height: int, width: int, config: AugmentConfig, rng) -> np.ndarray:
@@ -41,16 +35,6 @@ def random_matrix(height: int, width: int, config: AugmentConfig, rng) -> np.nda
         flip=config.horizontal_flip and rng.uniform() < 0.5,
         flip_y=config.vertical_flip and rng.uniform() < 0.5,
     )
-
-
-def warp_image(
-    image: np.ndarray, matrix: np.ndarray, fill_mode: str = "nearest", size=None
-) -> np.ndarray:
-    """Apply a 2x3 output-to-input matrix with one bilinear warp; `size` (w, h) of the output."""
-    height, width = image.shape[:2]
-    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
-    border = BORDER_MODES[fill_mode]
-    return cv2.warpAffine(image, matrix, size or (width, height), flags=flags, borderMode=border)
 
 
 def adjust_photometric(image: np.ndarray, config: AugmentConfig, rng) -> np.ndarray:

@@ -1,4 +1,4 @@
-"""Read any image file into RGB uint8 and resize it to the model's size."""
+"""Read any image file into RGB uint8, resize it to the model's size, warp it (OpenCV, no TensorFlow)."""
 
 from __future__ import annotations
 
@@ -93,3 +93,21 @@ def _resize(rgb: np.ndarray, height: int, width: int) -> np.ndarray:
 def load_image(path: str | Path, size: int, mode: str = "stretch") -> np.ndarray:
     """Read and resize in one call: the pipeline's per-file work."""
     return resize_image(read_image(path, size_hint=size), size, mode)
+
+
+BORDER_MODES = {
+    "nearest": cv2.BORDER_REPLICATE,
+    "reflect": cv2.BORDER_REFLECT,
+    "wrap": cv2.BORDER_WRAP,
+    "constant": cv2.BORDER_CONSTANT,
+}
+
+
+def warp_image(
+    image: np.ndarray, matrix: np.ndarray, fill_mode: str = "nearest", size=None
+) -> np.ndarray:
+    """Apply a 2x3 output-to-input matrix with one bilinear warp; `size` (w, h) of the output."""
+    height, width = image.shape[:2]
+    flags = cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP
+    border = BORDER_MODES[fill_mode]
+    return cv2.warpAffine(image, matrix, size or (width, height), flags=flags, borderMode=border)

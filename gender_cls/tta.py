@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from gender_cls.affine import affine_matrix
-from gender_cls.augment import warp_image
+from gender_cls.images import warp_image
 
 # In order: the image itself first, so N=1 is plain prediction. Zoom < 1 zooms in; shifts are a
 # share of the side. Views with a flip are left out for a model not trained with flips.

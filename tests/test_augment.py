@@ -9,8 +9,9 @@ import pytest
 import tensorflow as tf
 
 from gender_cls.affine import affine_matrix, has_geometry
-from gender_cls.augment import augment_image, augment_op, warp_image
+from gender_cls.augment import augment_image, augment_op
 from gender_cls.config import AugmentConfig
+from gender_cls.images import warp_image
 
 OFF = AugmentConfig.off()
 

@@ -11,9 +11,9 @@ import pytest
 from keras import ops
 
 from gender_cls.affine import affine_matrix
-from gender_cls.augment import warp_image
 from gender_cls.augment_layer import RandomAugment, resolve_placement, warp_batch, with_augmentation
 from gender_cls.config import AugmentConfig, ModelConfig
+from gender_cls.images import warp_image
 from gender_cls.models import build_classifier
 
 GEOMETRY = AugmentConfig(rotation_range=25, zoom_range=0.2, shear_range=10,
