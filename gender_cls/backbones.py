@@ -20,6 +20,7 @@ class Backbone:
     fine_tune_layers: int = 20  # layers of the base unfrozen in phase 2 by default
     head: str = "mobilenet"  # head preset that reproduces the seed scripts
     takes_alpha: bool = False
+    gradcam_layer: str | None = None  # Grad-CAM's maps; None: the base's output (its last block)
 
     def constructor(self):
         import keras
@@ -81,7 +82,8 @@ FIRST_CLASS = {
     "mobilenetv2": Backbone("MobileNetV2", 224, fine_tune_layers=30, head="mobilenet",
                            takes_alpha=True),
     "resnet50": Backbone("ResNet50", 224, fine_tune_layers=20, head="resnet"),
-    "vgg16": Backbone("VGG16", 224, fine_tune_layers=4, head="vgg"),
+    "vgg16": Backbone("VGG16", 224, fine_tune_layers=4, head="vgg",
+                      gradcam_layer="block5_conv3"),  # its output is pooled: half the detail
 }  # fmt: skip
 
 

@@ -40,6 +40,7 @@ class EvaluationResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     assumptions: list[str] = field(default_factory=list)
     faces: CropReport | None = None  # what the face crop found, when there was one
+    predictor: Predictor | None = None  # the model as it predicted (for Grad-CAM pictures)
 
     @property
     def binary(self) -> bool:
@@ -175,7 +176,7 @@ def evaluate(
     return EvaluationResult(
         names, found.paths, y_true, probabilities, y_pred, predictor.threshold,
         predictor.threshold_source, metrics, report_text(y_true, y_pred, names), at_half,
-        found.index.skipped, predictor.assumptions, found.faces,
+        found.index.skipped, predictor.assumptions, found.faces, predictor,
     )  # fmt: skip
 
 
@@ -195,9 +196,13 @@ def _tune(predictor: Predictor, tune_on, data_dir, metric, verbose, faces, fallb
 
 
 def write_outputs(
-    result: EvaluationResult, out_dir: str | Path, max_misclassified: int | None = None
+    result: EvaluationResult,
+    out_dir: str | Path,
+    max_misclassified: int | None = None,
+    gradcam: int = 0,
 ) -> list[Path]:
-    """Write the report, metrics, predictions, plots and misclassified images; returns the paths."""
+    """Write the report, metrics, predictions, plots and misclassified images (with `gradcam`,
+    the Grad-CAM of that many most confident mistakes); returns the paths."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     report = out / "classification_report.txt"
@@ -227,6 +232,8 @@ def write_outputs(
             written.append(plots.threshold_curve(sweep, result.threshold, path))
     wrong = result.misclassified()[:max_misclassified]
     written.append(_copy_misclassified(result, wrong, out / "misclassified"))
+    if gradcam and len(wrong):
+        written.append(_gradcams(result, wrong[:gradcam], out / "gradcam"))
     if len(wrong):
         written.append(_contact_sheet(result, wrong[:36], out / "misclassified.png"))
     return written
@@ -282,3 +289,19 @@ def _contact_sheet(result: EvaluationResult, indices: np.ndarray, path: Path) ->
         for i in indices
     ]
     return plots.contact_sheet(images, captions, path, "Most confident mistakes")
+
+
+def _gradcams(result: EvaluationResult, indices: np.ndarray, folder: Path) -> Path:
+    """Grad-CAM pictures of the given predictions, on the images as the model saw them."""
+    from gender_cls.explain import write_gradcams
+
+    if folder.exists():
+        shutil.rmtree(folder)
+    paths = [result.paths[i] for i in indices]
+    images, _, _ = result.predictor.load_inputs(paths, crop=True)
+    names, confidence = result.class_names, result.confidence()
+    captions = [f"{names[result.y_true[i]]} as {names[result.y_pred[i]]} {confidence[i]:.0%}"
+                for i in indices]  # fmt: skip
+    files = [f"{rank:03d}_{Path(p).stem}.png" for rank, p in enumerate(paths, 1)]
+    write_gradcams(result.predictor, images, captions, files, folder)
+    return folder

@@ -189,7 +189,7 @@ class Predictor:
         pipeline in batches; an exported one with a thread pool (no TensorFlow needed)."""
         views = self.tta if tta is None else tta
         if not isinstance(self.runner, KerasRunner) or not self.input.tensor_safe or views > 1:
-            return self.predict_arrays(self._load_all(paths)[0], views)
+            return self.predict_arrays(self.load_inputs(paths)[0], views)
         from gender_cls.pipeline import predict_dataset
 
         ds = predict_dataset(paths, self.image_size, self.batch_size, self.resize)
@@ -197,7 +197,7 @@ class Predictor:
             ds = ds.map(self.input.apply)
         return self.probabilities(self.runner.predict(ds, verbose=verbose))
 
-    def _load_all(self, paths: list[str], crop: bool = False):
+    def load_inputs(self, paths: list[str], crop: bool = False):
         """Decode files in parallel: (images of the readable ones in order, {path: error},
         {path: face or None}); with `crop` and a face crop, each image is its aligned face."""
         images: dict[str, np.ndarray] = {}
@@ -238,7 +238,7 @@ class Predictor:
     def predict_paths(self, paths: list[str | Path]) -> list[Prediction]:
         """Predict image files and folders; unreadable files get an error, the rest a label."""
         files = expand_paths(paths)
-        images, errors, faces = self._load_all(files, crop=True)
+        images, errors, faces = self.load_inputs(files, crop=True)
         readable = [p for p in files if p not in errors]
         probs = self.predict_arrays(images) if readable else []
         by_path = dict(zip(readable, probs, strict=True))

@@ -25,7 +25,7 @@ from gender_cls.config import (
 @option_panels(with_model_panels({
     "Test data": ["data_path", "split", "groups", "face_fallback", "face_cache"],
     "Threshold": ["tune_on", "threshold_metric"],
-    "Output": ["output_dir", "max_misclassified"],
+    "Output": ["output_dir", "max_misclassified", "gradcam"],
 }))  # fmt: skip
 @click.option(
     "--data_path",
@@ -68,6 +68,12 @@ from gender_cls.config import (
     help="Copy only the N most confident mistakes [default: all].",
 )
 @click.option(
+    "--gradcam",
+    type=click.IntRange(0),
+    default=0,
+    help="Grad-CAM pictures of the N most confident mistakes (needs the Keras model).",
+)
+@click.option(
     "--face_fallback",
     type=click.Choice(FACE_FALLBACKS),
     default="full",
@@ -87,7 +93,7 @@ from gender_cls.config import (
 )
 @model_options
 @handle_errors
-def evaluate_command(data_path, split, output_dir, tune_on, threshold_metric, max_misclassified,
+def evaluate_command(data_path, split, output_dir, tune_on, threshold_metric, max_misclassified, gradcam,
                      face_fallback, groups, face_cache, model_path, as_json, verbose,
                      **options) -> None:  # fmt: skip
     """Evaluate a trained model on a labelled test folder and write a full report.
@@ -112,7 +118,7 @@ def evaluate_command(data_path, split, output_dir, tune_on, threshold_metric, ma
         click.echo(json.dumps(result.metrics, indent=2))
     else:  # printed first, so a folder that cannot be written loses nothing
         click.echo(result_summary(result))
-    written = write_outputs(result, output_dir, max_misclassified)
+    written = write_outputs(result, output_dir, max_misclassified, gradcam)
     if not as_json:
         click.echo("wrote:\n" + "\n".join(f"  {path}" for path in written))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import rich_click as click
 
@@ -20,7 +21,7 @@ from gender_cls.errors import UserError
 @click.command("predict", context_settings=CONTEXT)
 @option_panels(with_model_panels({
     "Images": ["image_paths", "top_k"],
-    "Output": ["save_dir"],
+    "Output": ["save_dir", "gradcam"],
 }))  # fmt: skip
 @click.option(
     "--image_path",
@@ -43,9 +44,14 @@ from gender_cls.errors import UserError
     default=None,
     help="Write each image annotated with its label and confidence here.",
 )
+@click.option(
+    "--gradcam",
+    default=None,
+    help="Write each image's Grad-CAM (where the model looked) here (needs the Keras model).",
+)
 @model_options
 @handle_errors
-def predict_command(image_paths, more_paths, top_k, save_dir, model_path, as_json, verbose,
+def predict_command(image_paths, more_paths, top_k, save_dir, gradcam, model_path, as_json, verbose,
                     **options) -> None:  # fmt: skip
     """Predict the class of images (files or folders) with a trained model.
 
@@ -83,6 +89,8 @@ def predict_command(image_paths, more_paths, top_k, save_dir, model_path, as_jso
         from gender_cls.annotate import save_annotated
 
         save_annotated([r for r in results if r.error is None], save_dir)
+    if gradcam:
+        _write_gradcams(predictor, [r for r in results if r.error is None], gradcam)
     if any(r.error for r in results):
         raise SystemExit(1)
 
@@ -106,3 +114,13 @@ def _face_note(prediction) -> str:
         return "  no face found: whole image used"
     x0, y0, x1, y1 = (round(v) for v in prediction.face_box)
     return f"  face at {x0},{y0}-{x1},{y1}"
+
+
+def _write_gradcams(predictor, results, out_dir: str) -> None:
+    """Grad-CAM of each prediction, on the image as the model saw it (its face, with a crop)."""
+    from gender_cls.explain import write_gradcams
+
+    images, _, _ = predictor.load_inputs([r.path for r in results], crop=True)
+    captions = [f"{r.label} {r.confidence:.1%}" for r in results]
+    names = [f"{Path(r.path).stem}_gradcam.png" for r in results]
+    write_gradcams(predictor, images, captions, names, out_dir)

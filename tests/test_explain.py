@@ -1,0 +1,104 @@
+"""Grad-CAM: map shape and range, and a model that keys on one image half looks there."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gender_cls.explain import GradCam, overlay
+
+
+def square_images(n: int, seed: int):
+    """Noise everywhere; label 1 images have a bright square somewhere in their left half."""
+    rng = np.random.default_rng(seed)
+    images = rng.uniform(0, 120, (n, 32, 32, 3)).astype(np.float32)
+    labels = rng.integers(0, 2, n)
+    for image, label in zip(images, labels, strict=True):
+        if label:
+            y, x = rng.integers(2, 22), rng.integers(1, 8)
+            image[y : y + 8, x : x + 8] = 255
+    return images, labels
+
+
+@pytest.fixture(scope="module")
+def left_half_model():
+    """A small classifier shaped like gender_cls's (preprocess -> nested base -> pool -> head),
+    trained until it finds the squares."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    base = keras.Sequential([keras.Input((32, 32, 3)),
+                             keras.layers.Conv2D(8, 3, padding="same", activation="relu"),
+                             keras.layers.Conv2D(8, 3, padding="same", activation="relu")],
+                            name="base")  # fmt: skip
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Rescaling(1 / 255, name="preprocess")(inputs)
+    x = keras.layers.GlobalMaxPooling2D(name="pool")(base(x))
+    model = keras.Model(inputs, keras.layers.Dense(1, activation="sigmoid", name="output")(x))
+    model.compile(keras.optimizers.Adam(0.01), "binary_crossentropy", metrics=["accuracy"])
+    images, labels = square_images(400, seed=1)
+    model.fit(images, labels, epochs=15, batch_size=32, verbose=0)
+    return model
+
+
+def test_maps_lie_in_zero_one_with_one_per_image(left_half_model):
+    images, _ = square_images(6, seed=2)
+    maps, probabilities = GradCam(left_half_model).heatmaps(images)
+    assert maps.shape == (6, 32, 32) and probabilities.shape == (6, 1)
+    assert maps.min() >= 0 and maps.max() <= 1 and np.allclose(maps.max(axis=(1, 2)), 1)
+
+
+def test_a_model_keyed_on_the_left_half_puts_its_map_there(left_half_model):
+    images, labels = square_images(200, seed=3)
+    accuracy = ((left_half_model.predict(images, verbose=0)[:, 0] >= 0.5) == labels).mean()
+    assert accuracy > 0.9  # it found the squares
+    maps, _ = GradCam(left_half_model).heatmaps(images[labels == 1])
+    left = maps[:, :, :16].sum(axis=(1, 2)) / maps.sum(axis=(1, 2))
+    assert np.median(left) > 0.8
+
+
+def test_overlay_is_a_captioned_colour_picture():
+    rgb = np.full((40, 40, 3), 128, np.uint8)
+    heat = np.zeros((5, 5))
+    heat[2, 2] = 1
+    picture = overlay(rgb, heat, "male 91%")
+    assert picture.shape == (256, 256, 3) and picture[128, 128].std() > 0  # coloured centre
+
+
+def test_the_registry_picks_vgg16s_last_convolution():
+    from gender_cls.config import ModelConfig
+    from gender_cls.models import build_classifier
+
+    model = build_classifier(ModelConfig(backbone="vgg16", weights="none"), 2, 64)
+    maps, _ = GradCam(model, "VGG16").heatmaps(np.zeros((1, 64, 64, 3), np.float32) + 100)
+    assert maps.shape == (1, 4, 4)  # block5_conv3 (4 x 4), not the pooled output (2 x 2)
+
+
+@pytest.mark.slow
+def test_gradcam_from_predict_and_test_script(trained_run, two_class_data, tmp_path):
+    from click.testing import CliRunner
+    from PIL import Image
+
+    from gender_cls.cli import evaluate_command, predict_command
+
+    folder = two_class_data / "test" / "male"
+    args = ["--image_path", str(folder), "--model_path", str(trained_run.run_dir),
+            "--gradcam", str(tmp_path / "cams")]  # fmt: skip
+    result = CliRunner().invoke(predict_command, args)
+    assert result.exit_code == 0, result.output
+    written = sorted((tmp_path / "cams").glob("*_gradcam.png"))
+    assert len(written) == len(list(folder.glob("*.png")))
+    with Image.open(written[0]) as picture:
+        assert picture.size == (256, 256)
+    args = ["--data_path", str(two_class_data / "test"), "--model_path",
+            str(trained_run.run_dir), "--threshold", "0.0", "--output_dir", str(tmp_path / "ev"),
+            "--gradcam", "3"]  # fmt: skip
+    result = CliRunner().invoke(evaluate_command, args)  # threshold 0: every female is wrong
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "ev" / "gradcam").glob("*.png"))) == 3
+    lone = tmp_path / "model.tflite"
+    lone.write_bytes((trained_run.run_dir / "model.tflite").read_bytes())
+    args = ["--image_path", str(folder), "--model_path", str(lone), "--classes", "female,male",
+            "--gradcam", str(tmp_path / "none")]  # fmt: skip
+    result = CliRunner().invoke(predict_command, args)
+    assert result.exit_code == 2 and "Grad-CAM needs the Keras model" in result.output
