@@ -235,6 +235,7 @@ class TrainConfig(_Checked):
     fine_tune_epochs: int = 0
     fine_tune_layers: str = "auto"  # a number, "auto" (the backbone's default) or "all"
     lr: float | None = None  # None: 1e-3 for a pretrained base's head, 3e-3 from scratch
+    lr_finder: bool = False  # --lr auto: the first phase's lr from a range test (lr_finder.py)
     fine_tune_lr: float = 1e-5
     optimizer: str = "adam"
     weight_decay: float | None = None  # None: the optimizer's Keras default (AdamW: 0.004)

@@ -161,3 +161,22 @@ def reliability_diagram(table: dict, ece: float, path: Path) -> Path:
     counts_ax.set_ylabel("images")
     counts_ax.set_xlim(0, 1)
     return _save(fig, path)
+
+
+def lr_finder(
+    lrs: list[float], losses: list[float], smoothed, suggestion: float, path: Path
+) -> Path:
+    """Loss against learning rate (log axis), raw and smoothed, with the suggestion marked."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ax.plot(lrs, losses, color="tab:grey", alpha=0.4, label="batch loss")
+    ax.plot(lrs, smoothed, color="tab:blue", label="smoothed")
+    ax.axvline(suggestion, color="tab:red", linestyle="--", label=f"suggestion {suggestion:.2g}")
+    ax.set_xscale("log")
+    low, high = min(smoothed), max(smoothed[: max(1, len(smoothed) // 2)])
+    ax.set_ylim(low - 0.1 * (high - low + 1e-9), high + 0.5 * (high - low + 1e-9))
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel("training loss")
+    ax.set_title("Learning-rate range test")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    return _save(fig, path)

@@ -26,6 +26,7 @@ from gender_cls.data import DatasetIndex, check_readable, class_weights, discove
 from gender_cls.distribute import make_strategy
 from gender_cls.errors import UserError
 from gender_cls.faces import CropCache, crop_split, make_detector
+from gender_cls.lr_finder import LrSweep, lr_range_test, smooth
 from gender_cls.models import (
     build_classifier,
     check_imagenet_weights,
@@ -322,9 +323,43 @@ def _train(
             if augment_on == "gpu"
             else model
         )
+    if config.train.lr_finder and config.train.lr is None:  # --lr auto, not yet found
+        sweep = range_test(model, augmented, data, config, run_dir / "training_plots")
+        config.train.lr = sweep.suggestion
+        config.save(run_dir / artifacts.CONFIG_FILE)  # a resumed run keeps this lr
+        log.info("learning rate %.3g, suggested by the range test", sweep.suggestion)
     epochs, phase2_start = fit_phases(model, augmented, data, config, run_dir, strategy, verbose)
     card = make_card(model, data, config, epochs, phase2_start)
     return write_run(model, card, data, config, run_dir, output_model, phase2_start)
+
+
+def find_lr(config: RunConfig, output_dir: str | Path, steps: int = 100) -> LrSweep:
+    """The learning-rate range test alone, on the first phase of the run `config` describes:
+    writes split.json, lr_finder.png and lr_finder.json into `output_dir`."""
+    check_before_work(config)
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(config.data.seed)
+    augment_on = resolve_placement(config.train.augment_on, config.augment)
+    data = prepare_data(config, out, False, 1, config.augment if augment_on == "cpu" else None)
+    model = build_classifier(config.model, data.index.num_classes, data.image_size)
+    augmented = (
+        with_augmentation(model, config.augment, config.data.seed) if augment_on == "gpu" else model
+    )
+    return range_test(model, augmented, data, config, out, steps)
+
+
+def range_test(model, augmented, data: TrainingData, config: RunConfig, out: Path,
+               steps: int = 100) -> LrSweep:  # fmt: skip
+    """Run the range test with the layers the first phase trains; plot it and save its numbers."""
+    _prepare_layers(model, plan_phases(config)[0])
+    loss = make_loss(config.train, data.index.num_classes)
+    sweep = lr_range_test(augmented, data.train_ds, loss, steps, class_weight=data.class_weights)
+    plots.lr_finder(sweep.lrs, sweep.losses, smooth(sweep.losses), sweep.suggestion,
+                    out / "lr_finder.png")  # fmt: skip
+    record = {"suggestion": sweep.suggestion, "lrs": sweep.lrs, "losses": sweep.losses}
+    artifacts.write_json(record, out / "lr_finder.json")
+    return sweep
 
 
 def check_before_work(config: RunConfig) -> None:

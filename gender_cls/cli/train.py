@@ -80,6 +80,26 @@ def build_run_config(ctx: click.Context, options: dict) -> RunConfig:
     return config
 
 
+def _learning_rate(_ctx, _param, value: str | None) -> float | str | None:
+    if value is None or value == "auto":
+        return value
+    try:
+        return float(value)
+    except ValueError:
+        raise click.BadParameter("give a number, e.g. 3e-3, or auto") from None
+
+
+def run_config(ctx: click.Context, options: dict) -> RunConfig:
+    """build_run_config, with --lr auto turned into the range test's switch."""
+    auto = options["lr"] == "auto"
+    if auto:
+        options["lr"] = None
+    config = build_run_config(ctx, options)
+    if auto:
+        config.train.lr, config.train.lr_finder = None, True
+    return config
+
+
 def _epochs(ctx: click.Context, options: dict, train: TrainConfig, recipe: bool) -> TrainConfig:
     """--epochs N: the head phase only, like the seeds; with a recipe, N epochs for each phase
     the recipe trains. --head_epochs/--fine_tune_epochs given as well win."""
@@ -160,9 +180,10 @@ def train_options(command):
         click.option("--fine_tune_layers", "fine_tune_layers",
                      default=t.fine_tune_layers,
                      help="Layers of the base unfrozen in phase 2: N, auto or all (0 skips it)."),
-        click.option("--lr", "--learning_rate", "lr", type=float, default=None,
+        click.option("--lr", "--learning_rate", "lr", callback=_learning_rate, default=None,
                      show_default="1e-3; from scratch 3e-3",
-                     help="Learning rate of the head phase (of the single phase from scratch)."),
+                     help="Learning rate of the head phase (of the single phase from scratch); "
+                          "auto: the range test's suggestion (see gender-cls find-lr)."),
         click.option("--fine_tune_lr", "fine_tune_lr", type=float,
                      default=t.fine_tune_lr, help="Learning rate of phase 2 (fine-tuning)."),
         click.option("--optimizer", type=click.Choice(OPTIMIZERS), default=t.optimizer,
@@ -325,7 +346,7 @@ def train_command(ctx: click.Context, **options) -> None:
     if options["resume"] and not options["output_dir"]:
         raise UserError("--resume needs --output_dir, the run to continue")
     options["output_dir"] = options["output_dir"] or default_run_dir(options["backbone"])
-    config = build_run_config(ctx, options)
+    config = run_config(ctx, options)
     if options["show_config"]:
         click.echo(json.dumps(config.to_dict(), indent=2))
         return
@@ -365,3 +386,31 @@ def format_validation(card: ModelCard) -> str:
         )
     lines.append(f"decision threshold {card.threshold:.3f} ({card.threshold_source})")
     return "\n".join(lines)
+
+
+@click.command("find-lr", context_settings=CONTEXT)
+@option_panels(TRAIN_PANELS)
+@train_options
+@click.pass_context
+@handle_errors
+def find_lr_command(ctx: click.Context, **options) -> None:
+    """Learning-rate range test: the training options of train_model.py, an exponentially
+    growing learning rate over 100 batches, lr_finder.png and the suggested rate in --output_dir.
+
+    \b
+    gender-cls find-lr --data_path DATA --output_dir runs/lr --weights none --image_size 96
+    """
+    verbose = options.pop("verbose")
+    quiet_tensorflow(verbose)
+    setup_logging(verbose)
+    if not options["data_path"]:
+        raise UserError("no data: pass --data_path DATA")
+    options["output_dir"] = options["output_dir"] or default_run_dir(options["backbone"]) + "-lr"
+    config = run_config(ctx, options)
+
+    from gender_cls.training import find_lr
+
+    sweep = find_lr(config, config.train.output_dir)
+    click.echo(f"suggested learning rate {sweep.suggestion:.3g} (swept {sweep.lrs[0]:.0e} to "
+               f"{sweep.lrs[-1]:.1e} over {len(sweep.lrs)} batches); wrote "
+               f"{Path(config.train.output_dir) / 'lr_finder.png'}")  # fmt: skip

@@ -1,0 +1,61 @@
+"""The learning-rate range test: the sweep, the suggestion, restored weights, the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from gender_cls.lr_finder import lr_range_test, valley
+
+
+def test_valley_lies_on_the_falling_stretch():
+    lrs = list(np.logspace(-6, 0, 60))
+    losses = [1.0] * 20 + list(np.linspace(1.0, 0.2, 25)) + list(np.linspace(0.2, 3.0, 15))
+    suggestion = valley(lrs, losses)
+    assert lrs[20] <= suggestion <= lrs[45]
+
+
+def test_range_test_restores_the_weights_and_suggests_inside_the_sweep():
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(size=(256, 4)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.float32)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1, activation="sigmoid")])
+    before = [w.copy() for w in model.get_weights()]
+    sweep = lr_range_test(model, ds, "binary_crossentropy", steps=60, start=1e-5, end=10.0)
+    for old, new in zip(before, model.get_weights(), strict=True):
+        np.testing.assert_array_equal(old, new)
+    assert 2 < len(sweep.lrs) <= 60 and sweep.lrs[0] == pytest.approx(1e-5)
+    assert sweep.lrs[0] <= sweep.suggestion <= sweep.lrs[-1]
+    assert np.all(np.diff(sweep.lrs) > 0)
+
+
+def test_lr_auto_switches_the_range_test_on(captured):
+    _, config = captured("--lr", "auto", "--output_dir", "x")
+    assert config.train.lr is None and config.train.lr_finder
+    _, given = captured("--lr", "0.01", "--output_dir", "x")
+    assert given.train.lr == 0.01 and not given.train.lr_finder
+    result, _ = captured("--lr", "fast", "--output_dir", "x")
+    words = " ".join(result.output.replace("│", " ").split())  # unwrapped from rich's box
+    assert result.exit_code == 2 and "give a number, e.g. 3e-3, or auto" in words
+
+
+@pytest.mark.slow
+def test_find_lr_command_writes_the_plot_and_the_suggestion(two_class_data, tmp_path):
+    from click.testing import CliRunner
+
+    from gender_cls.cli import find_lr_command
+
+    args = ["--data_path", str(two_class_data), "--weights", "none", "--alpha", "0.35",
+            "--image_size", "64", "--batch_size", "8", "--output_dir", str(tmp_path / "lr")]  # fmt: skip
+    result = CliRunner().invoke(find_lr_command, args)
+    assert result.exit_code == 0, result.output
+    record = json.loads((tmp_path / "lr" / "lr_finder.json").read_text())
+    assert min(record["lrs"]) <= record["suggestion"] <= max(record["lrs"])
+    assert (tmp_path / "lr" / "lr_finder.png").is_file()
+    assert f"suggested learning rate {record['suggestion']:.3g}" in result.output
