@@ -18,6 +18,7 @@ from gender_cls.faces import CropCache, CropReport, crop_split, default_cache_di
 from gender_cls.fairness import format_report, group_table, load_groups
 from gender_cls.inference import Predictor
 from gender_cls.metrics import binary_metrics, compute_metrics, report_text
+from gender_cls.report import write_report
 from gender_cls.thresholds import threshold_sweep, tune_threshold
 
 log = logging.getLogger(__name__)
@@ -236,6 +237,7 @@ def write_outputs(
         written.append(_gradcams(result, wrong[:gradcam], out / "gradcam"))
     if len(wrong):
         written.append(_contact_sheet(result, wrong[:36], out / "misclassified.png"))
+    written.append(write_report(result, out))  # last: it embeds the plots above
     return written
 
 
