@@ -65,13 +65,18 @@ def test_overlay_is_a_captioned_colour_picture():
     assert picture.shape == (256, 256, 3) and picture[128, 128].std() > 0  # coloured centre
 
 
-def test_the_registry_picks_vgg16s_last_convolution():
+@pytest.mark.parametrize("backbone, side", [
+    ("VGG16", 4),  # block5_conv3 (4 x 4), named in its registry row; its output is pooled (2 x 2)
+    ("ResNet50", 2),  # the base's output, conv5_block3_out
+    ("MobileNetV2", 2),  # out_relu
+])  # fmt: skip
+def test_every_first_class_backbone_gives_a_map(backbone, side):
     from gender_cls.config import ModelConfig
     from gender_cls.models import build_classifier
 
-    model = build_classifier(ModelConfig(backbone="vgg16", weights="none"), 2, 64)
-    maps, _ = GradCam(model, "VGG16").heatmaps(np.zeros((1, 64, 64, 3), np.float32) + 100)
-    assert maps.shape == (1, 4, 4)  # block5_conv3 (4 x 4), not the pooled output (2 x 2)
+    model = build_classifier(ModelConfig(backbone=backbone, weights="none"), 2, 64)
+    maps, _ = GradCam(model, backbone).heatmaps(np.full((2, 64, 64, 3), 100, np.float32))
+    assert maps.shape == (2, side, side) and maps.min() >= 0 and maps.max() <= 1
 
 
 @pytest.mark.slow
