@@ -38,6 +38,7 @@ SCRATCH_DEFAULTS = {"lr": 3e-3, "schedule": "cosine", "monitor": "val_accuracy",
 PRETRAINED_DEFAULTS = {"lr": 1e-3, "schedule": "plateau", "monitor": "val_loss", "patience": 5}
 EXPORTS = ("tflite", "onnx", "none")  # written beside the model at the end of training
 FACE_DETECTORS = ("blazeface", "mtcnn")
+DISTORTION_KINDS = ("blur", "noise", "fog", "rain", "lowlight", "overexpose", "lowres", "jpeg")
 FACE_FALLBACKS = ("full", "skip")  # no face found: use the whole image, or leave the image out
 
 

@@ -9,11 +9,16 @@ import rich_click as click
 from gender_cls.cli.common import CONTEXT
 from gender_cls.cli.evaluate import evaluate_command
 from gender_cls.cli.predict import predict_command
-from gender_cls.cli.tools import calibrate_command, crop_faces_command, export_command
+from gender_cls.cli.tools import (
+    calibrate_command,
+    crop_faces_command,
+    distort_command,
+    export_command,
+)
 from gender_cls.cli.train import find_lr_command, train_command
 
 __all__ = ["main", "train_command", "evaluate_command", "predict_command", "export_command",
-           "crop_faces_command", "calibrate_command", "find_lr_command"]  # fmt: skip
+           "crop_faces_command", "calibrate_command", "find_lr_command", "distort_command"]  # fmt: skip
 
 
 @click.group(context_settings=CONTEXT)
@@ -22,5 +27,5 @@ def main() -> None:
 
 
 for command in (train_command, evaluate_command, predict_command, export_command,
-                crop_faces_command, calibrate_command, find_lr_command):  # fmt: skip
+                crop_faces_command, calibrate_command, find_lr_command, distort_command):  # fmt: skip
     main.add_command(command)

@@ -14,6 +14,7 @@ from gender_cls.cli.common import (
     setup_logging,
 )
 from gender_cls.config import (
+    DISTORTION_KINDS,
     FACE_DETECTORS,
     FACE_FALLBACKS,
     THRESHOLD_METRICS,
@@ -124,3 +125,33 @@ def calibrate_command(model_path, threshold_metric, verbose) -> None:
 
     report = calibrate_model(model_path, threshold_metric)
     click.echo(format_calibration(report))
+
+
+@click.command("distort", context_settings=CONTEXT)
+@click.argument("src", type=click.Path(path_type=str))
+@click.argument("dst", type=click.Path(path_type=str))
+@click.option(
+    "--kinds",
+    default=",".join(DISTORTION_KINDS),
+    show_default=True,
+    help="Comma-separated distortions; each image gets one copy per kind.",
+)
+@click.option("--seed", type=int, default=0, help="Same seed, same copies.")
+@handle_errors
+def distort_command(src, dst, kinds, seed) -> None:
+    """Write a distorted copy of every image under SRC to the same folders under DST, as
+    <stem>_<kind>.jpg (probes for face verification from your own photos).
+
+    \b
+    gender-cls distort gallery/ probes/ --kinds blur,noise,fog,rain,lowlight --seed 1
+    """
+    setup_logging(False)
+    from gender_cls.distort import distort_tree, parse_kinds
+
+    start = time.perf_counter()
+    report = distort_tree(src, dst, parse_kinds(kinds), seed)
+    click.echo(f"wrote {report.written} images to {dst} in {time.perf_counter() - start:.1f}s")
+    for path, reason in report.unreadable:
+        click.echo(f"error  {path}: cannot read image ({reason})", err=True)
+    if report.unreadable:
+        raise SystemExit(1)
