@@ -14,7 +14,8 @@ import numpy as np
 import tensorflow as tf
 
 from gender_cls.affine import affine_matrix, has_geometry, shift_pixels
-from gender_cls.config import AugmentConfig
+from gender_cls.config import DISTORTION_KINDS, AugmentConfig
+from gender_cls.distort import distort
 from gender_cls.images import warp_image
 
 
@@ -52,7 +53,8 @@ def adjust_photometric(image: np.ndarray, config: AugmentConfig, rng) -> np.ndar
 
 
 def adjust_colour(image: np.ndarray, config: AugmentConfig, rng) -> np.ndarray:
-    """Saturation and hue jitter, grey, blur and JPEG re-encoding, each drawn only when set."""
+    """Saturation and hue jitter, grey, blur, JPEG re-encoding and one of distort.py's
+    distortions, each drawn only when set."""
     if config.saturation_range or config.hue_range:
         hsv = cv2.cvtColor(image, cv2.COLOR_RGB2HSV).astype(np.float32)  # H in [0, 180)
         if config.hue_range:
@@ -72,6 +74,8 @@ def adjust_colour(image: np.ndarray, config: AugmentConfig, rng) -> np.ndarray:
         bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
         _, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, quality])
         image = cv2.cvtColor(cv2.imdecode(encoded, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+    if config.distort_probability and rng.uniform() < config.distort_probability:
+        image = distort(image, str(rng.choice(DISTORTION_KINDS)), rng)
     return image
 
 

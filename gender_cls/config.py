@@ -121,6 +121,7 @@ class AugmentConfig(_Checked):
     grayscale_probability: float = 0.0  # share of images turned grey
     blur_sigma: float = 0.0  # Gaussian blur, sigma drawn in [0, b] pixels of the output
     jpeg_quality: int = 0  # 0: off; else re-encode as JPEG with quality drawn in [q, 95]
+    distort_probability: float = 0.0  # share of images given one distortion of distort.py
 
     @classmethod
     def off(cls) -> AugmentConfig:
@@ -136,7 +137,7 @@ class AugmentConfig(_Checked):
     def has_photo_effects(self) -> bool:
         """Saturation, hue, grey, blur or JPEG: the changes only the input pipeline makes."""
         return any((self.saturation_range, self.hue_range, self.grayscale_probability,
-                    self.blur_sigma, self.jpeg_quality))  # fmt: skip
+                    self.blur_sigma, self.jpeg_quality, self.distort_probability))  # fmt: skip
 
     def check(self) -> None:
         self._choice("fill_mode", FILL_MODES)
@@ -150,6 +151,7 @@ class AugmentConfig(_Checked):
         self._range("hue_range", 0, 180)
         self._range("grayscale_probability", 0, 1)
         self._range("blur_sigma", 0, 10)
+        self._range("distort_probability", 0, 1)
         if self.jpeg_quality:
             self._range("jpeg_quality", 1, 95)
         low, high = self.brightness_range or (1.0, 1.0)

@@ -74,6 +74,19 @@ def build_base(
     return base, backbone
 
 
+def pooled_features(config: ModelConfig, image_size: int, load_weights: bool = True):
+    """(inputs, pooled base features, backbone): raw RGB pixels in [0, 255] -> the backbone's
+    preprocessing as a layer -> base -> global average pooling; what every model here starts
+    with. A pretrained base is called with training=False so BatchNorm keeps its statistics."""
+    base, backbone = build_base(config, image_size, load_weights)
+    inputs = keras.Input((image_size, image_size, 3), name="image")
+    preprocess = keras.layers.Dense(3, name="preprocess", trainable=False)
+    x = preprocess(inputs)
+    preprocess.set_weights(list(backbone.preprocess_affine()))
+    x = base(x) if from_scratch(config) else base(x, training=False)
+    return inputs, keras.layers.GlobalAveragePooling2D(name="pool")(x), backbone
+
+
 def build_classifier(
     config: ModelConfig, num_classes: int, image_size: int, load_weights: bool = True
 ) -> keras.Model:
@@ -82,13 +95,7 @@ def build_classifier(
     A pretrained base is called with training=False so BatchNorm keeps its statistics; a base
     trained from scratch runs BatchNorm in training mode with a lower momentum.
     """
-    base, backbone = build_base(config, image_size, load_weights)
-    inputs = keras.Input((image_size, image_size, 3), name="image")
-    preprocess = keras.layers.Dense(3, name="preprocess", trainable=False)
-    x = preprocess(inputs)
-    preprocess.set_weights(list(backbone.preprocess_affine()))
-    x = base(x) if from_scratch(config) else base(x, training=False)
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    inputs, x, backbone = pooled_features(config, image_size, load_weights)
     for i, (kind, value) in enumerate(head_spec(config, backbone)):
         if kind == "dense":
             x = keras.layers.Dense(int(value), activation="relu", name=f"head_dense_{i}")(x)

@@ -180,3 +180,17 @@ def lr_finder(
     ax.grid(alpha=0.3, which="both")
     ax.legend()
     return _save(fig, path)
+
+
+def similarity_histogram(genuine, impostor, threshold: float, path: Path) -> Path:
+    """Best similarity of probes whose person is in the gallery and of those whose is not."""
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    bins = [i / 50 for i in range(-25, 51)]
+    ax.hist(genuine, bins=bins, alpha=0.6, label=f"known person ({len(genuine)})")
+    ax.hist(impostor, bins=bins, alpha=0.6, label=f"unknown person ({len(impostor)})")
+    ax.axvline(threshold, color="black", linestyle="--", label=f"threshold {threshold:.3f}")
+    ax.set_xlabel("cosine similarity to the best gallery identity")
+    ax.set_ylabel("probes")
+    ax.set_title("Genuine vs impostor similarity")
+    ax.legend()
+    return _save(fig, path)

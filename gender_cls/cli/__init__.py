@@ -16,9 +16,11 @@ from gender_cls.cli.tools import (
     export_command,
 )
 from gender_cls.cli.train import find_lr_command, train_command
+from gender_cls.cli.verify import evaluate_verifier_command, train_verifier_command, verify_command
 
 __all__ = ["main", "train_command", "evaluate_command", "predict_command", "export_command",
-           "crop_faces_command", "calibrate_command", "find_lr_command", "distort_command"]  # fmt: skip
+           "crop_faces_command", "calibrate_command", "find_lr_command", "distort_command", "train_verifier_command",
+           "verify_command", "evaluate_verifier_command"]  # fmt: skip
 
 
 @click.group(context_settings=CONTEXT)
@@ -27,5 +29,6 @@ def main() -> None:
 
 
 for command in (train_command, evaluate_command, predict_command, export_command,
-                crop_faces_command, calibrate_command, find_lr_command, distort_command):  # fmt: skip
+                crop_faces_command, calibrate_command, find_lr_command, distort_command,
+                train_verifier_command, verify_command, evaluate_verifier_command):  # fmt: skip
     main.add_command(command)

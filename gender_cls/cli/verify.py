@@ -1,0 +1,151 @@
+"""gender-cls train-verifier, verify and evaluate-verifier: face verification."""
+
+from __future__ import annotations
+
+import json
+
+import rich_click as click
+
+from gender_cls.cli.common import CONTEXT, handle_errors, quiet_tensorflow, setup_logging
+from gender_cls.config import AugmentConfig, DataConfig, ModelConfig, RunConfig, TrainConfig
+
+AGGREGATES = ("max", "mean")
+
+
+def _aggregate_option(default):
+    return click.option("--aggregate", type=click.Choice(AGGREGATES), default=default,
+                        show_default="the model's" if default is None else True,
+                        help="A probe against an identity: its best (max) or mean similarity "
+                             "over that identity's gallery images.")  # fmt: skip
+
+
+@click.command("train-verifier", context_settings=CONTEXT)
+@click.option("--data_path", required=True, help="Identity folders: <person>/*.jpg.")
+@click.option("--output_dir", default="runs/verifier", help="Run directory to write.")
+@click.option("--backbone", default="mobilenetv2", help="Any backbone of train_model.py.")
+@click.option(
+    "--weights",
+    default="none",
+    help="none (from scratch: works offline), imagenet or a local .h5 file.",
+)
+@click.option("--alpha", type=float, default=0.35, help="MobileNet width multiplier.")
+@click.option("--image_size", type=int, default=96, help="Square input size.")
+@click.option("--epochs", type=int, default=40, help="Training epochs (cosine schedule).")
+@click.option("--batch_size", type=int, default=32, help="Images per batch.")
+@click.option("--lr", type=float, default=3e-3, help="Peak learning rate.")
+@click.option("--embedding_dim", type=int, default=128, help="Size of the embedding.")
+@click.option("--margin", type=float, default=0.35, help="CosFace's additive cosine margin.")
+@click.option("--scale", type=float, default=30.0, help="CosFace's logit scale.")
+@click.option(
+    "--val_people",
+    type=float,
+    default=0.2,
+    help="Share of the people held out (never trained on) to tune the threshold.",
+)
+@click.option(
+    "--distort_probability",
+    type=float,
+    default=0.5,
+    help="Share of training images given one of gender-cls distort's distortions.",
+)
+@_aggregate_option("max")
+@click.option("--seed", type=int, default=42, help="Seeds the split of people and training.")
+@click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's own logging.")
+@handle_errors
+def train_verifier_command(data_path, output_dir, backbone, weights, alpha, image_size, epochs,
+                           batch_size, lr, embedding_dim, margin, scale, val_people,
+                           distort_probability, aggregate, seed, verbose) -> None:  # fmt: skip
+    """Train a face embedding (CosFace) on identity folders; tune its match threshold on people
+    held out of training; write embedder.keras, base.weights.h5 and verifier.json.
+
+    \\b
+    gender-cls train-verifier --data_path ../shared/data/identities --output_dir runs/verifier
+    """
+    quiet_tensorflow(verbose)
+    setup_logging(verbose)
+    from gender_cls.verification import VerifierOptions, train_verifier
+
+    config = RunConfig(
+        DataConfig(data_path, image_size=image_size, batch_size=batch_size, seed=seed),
+        AugmentConfig(rotation_range=10.0, zoom_range=0.1, width_shift_range=0.05,
+                      height_shift_range=0.05, distort_probability=distort_probability),
+        ModelConfig(backbone=backbone, weights=weights, alpha=alpha),
+        TrainConfig(output_dir=output_dir, head_epochs=epochs, lr=lr, schedule="cosine"),
+    )  # fmt: skip
+    options = VerifierOptions(embedding_dim, margin, scale, val_people, aggregate)
+    card = train_verifier(config, options, verbose=2)
+    click.echo(f"trained in {card['seconds']:.0f}s on {len(card['train_people'])} people; "
+               f"threshold {card['threshold']:.3f} ({card['threshold_source']}); wrote "
+               f"{output_dir}")  # fmt: skip
+
+
+@click.command("verify", context_settings=CONTEXT)
+@click.option(
+    "--model_path", "--model", "model_path", required=True, help="A train-verifier run directory."
+)
+@click.option("--gallery", required=True, help="Known people: <person>/*.jpg.")
+@click.option("--probe", required=True, help="The image to match.")
+@_aggregate_option(None)
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
+@click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's own logging.")
+@handle_errors
+def verify_command(model_path, gallery, probe, aggregate, as_json, verbose) -> None:
+    """Match one probe image to the gallery: the best identity, its similarity, match or not.
+
+    \\b
+    gender-cls verify --model_path runs/verifier --gallery people/ --probe photo.jpg
+    """
+    quiet_tensorflow(verbose)
+    setup_logging(verbose)
+    from gender_cls.verification import embed, gallery_embeddings, load_verifier, similarities
+
+    embedder, card = load_verifier(model_path)
+    known = gallery_embeddings(embedder, gallery, card["image_size"])
+    scores = similarities(embed(embedder, [probe], card["image_size"]), known,
+                          aggregate or card["aggregate"])[0]  # fmt: skip
+    best = int(scores.argmax())
+    match = bool(scores[best] >= card["threshold"])
+    record = {"probe": probe, "identity": list(known)[best], "similarity": float(scores[best]),
+              "threshold": card["threshold"], "match": int(match)}  # fmt: skip
+    if as_json:
+        click.echo(json.dumps(record, indent=2))
+        return
+    verdict = "match" if match else "no match (unknown person)"
+    click.echo(f"{verdict}: best {record['identity']}, similarity {record['similarity']:.3f} "
+               f"(threshold {card['threshold']:.3f})  {probe}")  # fmt: skip
+
+
+@click.command("evaluate-verifier", context_settings=CONTEXT)
+@click.option(
+    "--model_path", "--model", "model_path", required=True, help="A train-verifier run directory."
+)
+@click.option("--gallery", required=True, help="Known people: <person>/*.jpg.")
+@click.option(
+    "--probes",
+    required=True,
+    help="Probes as <person>/*.jpg; people absent from the gallery are impostors; "
+    "names from gender-cls distort (<stem>_<kind>.jpg) are reported per kind.",
+)
+@click.option("--output_dir", default="verification_results", help="Where the results go.")
+@_aggregate_option(None)
+@click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's own logging.")
+@handle_errors
+def evaluate_verifier_command(model_path, gallery, probes, output_dir, aggregate, verbose) -> None:
+    """Accuracy, precision, recall, F1, ROC AUC, TAR at FAR 1e-2/1e-3 and top-1 identification,
+    overall and per distortion kind; metrics.json, predictions.csv and plots in --output_dir.
+
+    \\b
+    gender-cls evaluate-verifier --model_path runs/verifier --gallery people/ --probes probes/
+    """
+    quiet_tensorflow(verbose)
+    setup_logging(verbose)
+    from gender_cls.verification import evaluate_verifier
+
+    result = evaluate_verifier(model_path, gallery, probes, output_dir, aggregate)
+    header = f"{'probes':<11}{'n':>6}{'acc':>8}{'F1':>8}{'AUC':>8}{'TAR@1e-3':>10}{'top-1':>8}"
+    lines = [header]
+    for name, m in [("all", result["overall"]), *result["per_kind"].items()]:
+        cells = [m["accuracy"], m["f1"], m["roc_auc"], m["tar_at_far_1e-3"], m["top1_accuracy"]]
+        text = "".join(f"{v:>8.3f}" if v is not None else f"{'n/a':>8}" for v in cells)
+        lines.append(f"{name:<11}{m['probes']:>6}{text}")
+    click.echo("\n".join(lines) + f"\nwrote {output_dir}")

@@ -1,0 +1,269 @@
+"""Face verification: an embedding model trained on identity folders with an additive cosine
+margin (CosFace), matched to a gallery of known people by cosine similarity.
+
+It reuses the classifier's parts: the backbone and its preprocessing (models.pooled_features),
+the data layer and tf.data pipeline (with distort.py's distortions as augmentation), the
+optimizer, the artifacts' atomic writes, and the threshold tuning."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import numpy as np
+
+from gender_cls import artifacts
+from gender_cls.config import RunConfig
+from gender_cls.data import DatasetIndex, Split, check_readable, list_images, scan_class_folders
+from gender_cls.errors import UserError
+
+log = logging.getLogger(__name__)
+EMBEDDER_FILE = "embedder.keras"
+BASE_WEIGHTS = "base.weights.h5"  # starts a classifier: train_model.py --weights RUN/base...
+CARD_FILE = "verifier.json"
+
+
+@dataclass
+class VerifierOptions:
+    embedding_dim: int = 128
+    margin: float = 0.35  # CosFace's additive margin on the cosine of the true identity
+    scale: float = 30.0
+    val_people: float = 0.2  # share of the people held out (never trained on) to tune on
+    aggregate: str = "max"  # a probe against an identity: its best or mean image similarity
+
+
+class CosineMargin(keras.layers.Layer):
+    """CosFace logits: scale * (cos(embedding, class centre) - margin on the true class)."""
+
+    def __init__(self, classes: int, margin: float, scale: float, **kwargs):
+        super().__init__(**kwargs)
+        self.classes, self.margin, self.scale = classes, margin, scale
+
+    def build(self, shapes):
+        dim = shapes[0][-1]
+        self.centres = self.add_weight(shape=(dim, self.classes), initializer="glorot_uniform",
+                                       name="centres")  # fmt: skip
+
+    def call(self, inputs):
+        embeddings, targets = inputs
+        centres = keras.ops.normalize(self.centres, axis=0)
+        cosine = keras.ops.matmul(embeddings, centres)
+        return self.scale * (cosine - self.margin * targets)
+
+
+def build_embedder(config: RunConfig, image_size: int, dim: int) -> keras.Model:
+    """Raw pixels -> backbone -> GAP -> Dense(dim) -> L2 normalisation."""
+    from gender_cls.models import pooled_features
+
+    inputs, x, _ = pooled_features(config.model, image_size)
+    x = keras.layers.Dense(dim, name="embedding")(x)
+    outputs = keras.layers.UnitNormalization(name="unit")(x)
+    return keras.Model(inputs, outputs, name="embedder")
+
+
+def split_people(root: str | Path, val_share: float, seed: int):
+    """(train Split over the training people, their names, the held-out people's names and
+    folders): whole identities are held out, never single images."""
+    folders = scan_class_folders(Path(root))
+    names = sorted(folders)
+    rng = np.random.default_rng(seed)
+    held = set(rng.permutation(names)[: max(2, round(len(names) * val_share))].tolist())
+    train_names = [n for n in names if n not in held]
+    if len(train_names) < 2:
+        raise UserError(f"{root}: too few people ({len(names)}) to hold some out for tuning")
+    split = Split()
+    for label, name in enumerate(train_names):
+        split.paths += [str(p) for p in folders[name]]
+        split.labels += [label] * len(folders[name])
+    return split, train_names, {n: folders[n] for n in sorted(held)}
+
+
+def embed(embedder: keras.Model, paths: list[str], image_size: int, batch_size: int = 64):
+    """Unit-norm embeddings of image files, in order."""
+    from gender_cls.pipeline import predict_dataset
+
+    ds = predict_dataset(paths, image_size, batch_size, "stretch")
+    return np.asarray(embedder.predict(ds, verbose=0), np.float32)
+
+
+def similarities(probes: np.ndarray, gallery: dict[str, np.ndarray], aggregate: str):
+    """[probes, identities] cosine similarity of each probe to each identity's images."""
+    reduce = np.max if aggregate == "max" else np.mean
+    return np.stack([reduce(probes @ gallery[name].T, axis=1) for name in gallery], axis=1)
+
+
+def open_set_scores(embedder, people: dict[str, list], image_size: int, aggregate: str, seed: int):
+    """Scores to tune a threshold on: half the held-out people form a gallery (their first
+    image), the rest of their images are genuine probes and the other half's images impostors,
+    each probe with one random distortion. Returns (best similarity, 1 for a known person)."""
+    from gender_cls.distort import KINDS, distort
+    from gender_cls.images import load_image
+
+    names = sorted(people)
+    known = names[::2]  # the other half are impostors
+    gallery = {n: embed(embedder, [str(people[n][0])], image_size) for n in known}
+    rng = np.random.default_rng(seed)
+    probes, labels = [], []
+    for name in names:
+        for path in people[name][1:] if name in known else people[name]:
+            image = load_image(path, image_size)
+            probes.append(distort(image, KINDS[rng.integers(len(KINDS))], rng))
+            labels.append(int(name in known))
+    vectors = np.asarray(embedder.predict(np.stack(probes).astype(np.float32), verbose=0))
+    best = similarities(vectors, gallery, aggregate).max(axis=1)
+    return best, np.asarray(labels)
+
+
+def train_verifier(config: RunConfig, options: VerifierOptions, verbose: int | str = 0) -> dict:
+    """Train on the identity folders of config.data.data_path; write embedder.keras,
+    base.weights.h5 and verifier.json (threshold tuned on held-out people) to the output dir."""
+    from gender_cls.models import get_base
+    from gender_cls.pipeline import make_dataset
+    from gender_cls.thresholds import tune_threshold
+    from gender_cls.training import Phase, make_optimizer
+
+    d, t = config.data, config.train
+    start = time.perf_counter()
+    out = artifacts.prepare_run_dir(t.output_dir, overwrite=True)
+    keras.utils.set_random_seed(d.seed)
+    split, train_names, held = split_people(d.data_path, options.val_people, d.seed)
+    index = check_readable(DatasetIndex(d.data_path, train_names, {"train": split}, "folders"))
+    split = index.splits["train"]
+    size = d.image_size or 96
+    log.info("%d people (%d images) to train on, %d held out", len(train_names), len(split),
+             len(held))  # fmt: skip
+    train_ds = make_dataset(split, len(train_names), size, d.batch_size, training=True,
+                            augment=config.augment, seed=d.seed)  # fmt: skip
+    train_ds = train_ds.map(lambda x, y: ((x, y), y))
+    embedder = build_embedder(config, size, options.embedding_dim)
+    image, target = keras.Input((size, size, 3)), keras.Input((len(train_names),))
+    logits = CosineMargin(len(train_names), options.margin, options.scale)([embedder(image),
+                                                                             target])  # fmt: skip
+    trainer = keras.Model([image, target], logits)
+    epochs = t.head_epochs
+    phase = Phase("verifier", epochs, t.lr or 3e-3, "all", schedule="cosine")
+    steps = int(train_ds.cardinality())
+    trainer.compile(make_optimizer(t, phase, steps),
+                    keras.losses.CategoricalCrossentropy(from_logits=True))  # fmt: skip
+    history = trainer.fit(train_ds, epochs=epochs, verbose=verbose,
+                          callbacks=[keras.callbacks.TerminateOnNaN()])  # fmt: skip
+    scores, labels = open_set_scores(embedder, held, size, options.aggregate, d.seed)
+    threshold = tune_threshold(labels, scores, "balanced_accuracy")
+    artifacts.save_model(embedder, out / EMBEDDER_FILE)
+    get_base(embedder).save_weights(out / BASE_WEIGHTS)
+    card = {
+        "image_size": size, "embedding_dim": options.embedding_dim, "threshold": threshold,
+        "threshold_source": "tuned on held-out people (balanced accuracy)",
+        "aggregate": options.aggregate, "train_people": train_names,
+        "held_out_people": sorted(held), "loss": history.history["loss"],
+        "seconds": time.perf_counter() - start, "config": config.to_dict(),
+        "options": options.__dict__,
+    }  # fmt: skip
+    artifacts.write_json(card, out / CARD_FILE)
+    return card
+
+
+def load_verifier(run: str | Path):
+    """(embedder, card) of a train-verifier run directory."""
+    from gender_cls.runners import load_keras_model
+
+    run = Path(run)
+    if not (run / CARD_FILE).is_file():
+        raise UserError(f"{run}: no {CARD_FILE}; pass a run directory of gender-cls "
+                        "train-verifier")  # fmt: skip
+    return load_keras_model(run / EMBEDDER_FILE), artifacts.read_json(run / CARD_FILE)
+
+
+def gallery_embeddings(embedder, folder: str | Path, image_size: int) -> dict[str, np.ndarray]:
+    """{identity: its images' embeddings} for a folder of identity folders."""
+    folders = scan_class_folders(Path(folder))
+    return {name: embed(embedder, [str(p) for p in paths], image_size)
+            for name, paths in sorted(folders.items())}  # fmt: skip
+
+
+def probe_files(folder: str | Path) -> list[Path]:
+    found = list_images(Path(folder)) if Path(folder).is_dir() else [Path(folder)]
+    if not found:
+        raise UserError(f"{folder}: no probe images")
+    return found
+
+
+def tar_at_far(labels, scores, far: float) -> float:
+    """The share of genuine probes accepted at the strictest threshold whose false accept rate
+    among impostors is at most `far`."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(labels, scores)
+    allowed = fpr <= far
+    return float(tpr[allowed].max()) if allowed.any() else 0.0
+
+
+def verification_metrics(labels, scores, threshold: float, top1_correct) -> dict:
+    """Match decisions at `threshold` against whether each probe's person is in the gallery."""
+    from sklearn import metrics
+
+    labels, decided = np.asarray(labels), np.asarray(scores) >= threshold
+    both = len(set(labels.tolist())) == 2
+    return {
+        "probes": int(len(labels)),
+        "accuracy": float(metrics.accuracy_score(labels, decided)),
+        "precision": float(metrics.precision_score(labels, decided, zero_division=0)),
+        "recall": float(metrics.recall_score(labels, decided, zero_division=0)),
+        "f1": float(metrics.f1_score(labels, decided, zero_division=0)),
+        "roc_auc": float(metrics.roc_auc_score(labels, scores)) if both else None,
+        "tar_at_far_1e-2": tar_at_far(labels, scores, 1e-2) if both else None,
+        "tar_at_far_1e-3": tar_at_far(labels, scores, 1e-3) if both else None,
+        "top1_accuracy": float(np.mean(top1_correct)) if len(top1_correct) else None,
+    }
+
+
+def probe_kind(path: Path) -> str:
+    """The distortion in a `<stem>_<kind>.jpg` name from gender-cls distort, else "clean"."""
+    from gender_cls.config import DISTORTION_KINDS
+
+    suffix = path.stem.rsplit("_", 1)[-1]
+    return suffix if suffix in DISTORTION_KINDS else "clean"
+
+
+def evaluate_verifier(run, gallery_dir, probes_dir, out_dir, aggregate: str | None = None) -> dict:
+    """Every probe (laid out as <identity>/*.jpg) against the gallery: metrics overall and per
+    distortion kind, metrics.json, predictions.csv, the similarity histogram and ROC curve."""
+    import csv
+
+    from gender_cls import plots
+
+    embedder, card = load_verifier(run)
+    aggregate = aggregate or card["aggregate"]
+    size, threshold = card["image_size"], card["threshold"]
+    gallery = gallery_embeddings(embedder, gallery_dir, size)
+    paths = probe_files(probes_dir)
+    scores = similarities(embed(embedder, [str(p) for p in paths], size), gallery, aggregate)
+    names = list(gallery)
+    best, guess = scores.max(axis=1), [names[i] for i in scores.argmax(axis=1)]
+    truth = [p.parent.name for p in paths]
+    known = np.asarray([t in gallery for t in truth], int)
+    kinds = [probe_kind(p) for p in paths]
+
+    def measure(mask) -> dict:
+        top1 = [g == t for g, t, k, m in zip(guess, truth, known, mask, strict=True) if k and m]
+        return verification_metrics(known[mask], best[mask], threshold, top1)
+
+    everything = np.ones(len(paths), bool)
+    result = {"threshold": threshold, "aggregate": aggregate, "overall": measure(everything),
+              "per_kind": {k: measure(np.asarray(kinds) == k) for k in sorted(set(kinds))}}  # fmt: skip
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    artifacts.write_json(result, out / "metrics.json")
+    with (out / "predictions.csv").open("w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["path", "identity", "kind", "best_identity", "similarity", "match"])
+        for p, t, k, g, s in zip(paths, truth, kinds, guess, best, strict=True):
+            writer.writerow([p, t, k, g, f"{s:.4f}", int(s >= threshold)])
+    plots.similarity_histogram(best[known == 1], best[known == 0], threshold,
+                               out / "similarity_histogram.png")  # fmt: skip
+    if len(set(known.tolist())) == 2:
+        plots.roc_curve(known, best, out / "roc_curve.png")
+    return result

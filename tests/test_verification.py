@@ -1,0 +1,145 @@
+"""Face verification: unit-norm embeddings, a short training on synthetic people, matching,
+thresholds, the commands, and the base that starts a classifier."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from gender_cls.config import AugmentConfig, DataConfig, ModelConfig, RunConfig, TrainConfig
+
+
+def person_image(identity: int, rng, size: int = 48) -> np.ndarray:
+    """Each synthetic person is a fixed layout of coloured squares; images of one person differ
+    by noise and a small shift."""
+    layout = np.random.default_rng(1000 + identity)
+    image = np.full((size, size, 3), 90, np.float64)
+    for _ in range(4):
+        y, x = layout.integers(0, size - 14, 2)
+        image[y : y + 14, x : x + 14] = layout.integers(0, 256, 3)
+    image = np.roll(image, rng.integers(-2, 3, 2), axis=(0, 1))
+    return np.clip(image + rng.normal(0, 8, image.shape), 0, 255).astype(np.uint8)
+
+
+def people_tree(root, people: int, images: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    for identity in range(people):
+        folder = root / f"person_{identity:02d}"
+        folder.mkdir(parents=True)
+        for i in range(images):
+            Image.fromarray(person_image(identity, rng)).save(folder / f"img_{i}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def verifier(tmp_path_factory):
+    from gender_cls.verification import VerifierOptions, train_verifier
+
+    root = tmp_path_factory.mktemp("people")
+    data = people_tree(root / "ids", 12, 8)
+    config = RunConfig(DataConfig(str(data), image_size=48, batch_size=16),
+                       AugmentConfig.off(), ModelConfig(weights="none", alpha=0.35),
+                       TrainConfig(output_dir=str(root / "run"), head_epochs=12, lr=3e-3))  # fmt: skip
+    card = train_verifier(config, VerifierOptions(embedding_dim=32, val_people=0.34, scale=16.0))
+    return root / "run", card, data
+
+
+def test_embeddings_have_unit_norm():
+    from gender_cls.verification import build_embedder
+
+    config = RunConfig(model=ModelConfig(weights="none", alpha=0.35))
+    embedder = build_embedder(config, 48, 16)
+    vectors = embedder.predict(np.random.default_rng(0).uniform(0, 255, (5, 48, 48, 3)), verbose=0)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+
+
+def test_metrics_and_threshold_on_a_constructed_case():
+    from gender_cls.thresholds import tune_threshold
+    from gender_cls.verification import tar_at_far, verification_metrics
+
+    labels = np.array([1, 1, 1, 1, 0, 0, 0, 0])
+    scores = np.array([0.9, 0.8, 0.75, 0.7, 0.4, 0.3, 0.2, 0.65])
+    threshold = tune_threshold(labels, scores, "balanced_accuracy")
+    assert 0.65 < threshold <= 0.7
+    m = verification_metrics(labels, scores, threshold, [True, True, False])
+    assert (
+        m["accuracy"] == 1.0 and m["roc_auc"] == 1.0 and m["top1_accuracy"] == pytest.approx(2 / 3)
+    )
+    assert tar_at_far(labels, scores, 0.0) == 1.0
+
+
+@pytest.mark.slow
+def test_a_distorted_image_stays_closer_to_itself_than_to_another_person(verifier):
+    from gender_cls.distort import distort
+    from gender_cls.verification import load_verifier
+
+    run, card, data = verifier
+    embedder, _ = load_verifier(run)
+    rng = np.random.default_rng(5)
+    held = card["held_out_people"]  # never trained on
+    a = np.asarray(Image.open(next((data / held[0]).iterdir())))
+    b = np.asarray(Image.open(next((data / held[1]).iterdir())))
+    light = distort(a, "noise", rng)
+    e = embedder.predict(np.stack([a, light, b]).astype(np.float32), verbose=0)
+    assert e[0] @ e[1] > e[0] @ e[2]
+
+
+@pytest.mark.slow
+def test_verify_and_evaluate_verifier_commands(verifier, tmp_path):
+    from gender_cls.cli import distort_command, evaluate_verifier_command, verify_command
+
+    run, card, data = verifier
+    held = card["held_out_people"]
+    gallery = tmp_path / "gallery"
+    for name in held[:-1]:  # the last held-out person stays unknown
+        (gallery / name).mkdir(parents=True)
+        first = sorted((data / name).iterdir())[0]
+        (gallery / name / first.name).write_bytes(first.read_bytes())
+    own = sorted((gallery / held[0]).iterdir())[0]
+    result = CliRunner().invoke(verify_command, ["--model_path", str(run), "--gallery",
+                                                 str(gallery), "--probe", str(own), "--json"])  # fmt: skip
+    record = json.loads(result.stdout)
+    assert record["identity"] == held[0] and record["similarity"] > 0.99 and record["match"] == 1
+    strict = json.loads((run / "verifier.json").read_text())
+    strict["threshold"] = 1.01  # nothing can reach it: every probe is "no match"
+    (tmp_path / "strict").mkdir()
+    for name in ("embedder.keras", "base.weights.h5"):
+        (tmp_path / "strict" / name).write_bytes((run / name).read_bytes())
+    (tmp_path / "strict" / "verifier.json").write_text(json.dumps(strict))
+    result = CliRunner().invoke(verify_command, ["--model_path", str(tmp_path / "strict"),
+                                                 "--gallery", str(gallery), "--probe", str(own)])  # fmt: skip
+    assert result.output.startswith("no match (unknown person)")
+    probes = tmp_path / "probes"
+    source = tmp_path / "source"
+    for name in held:
+        (source / name).mkdir(parents=True)
+        for image in sorted((data / name).iterdir())[1:]:
+            (source / name / image.name).write_bytes(image.read_bytes())
+    CliRunner().invoke(distort_command, [str(source), str(probes), "--kinds", "blur,noise"])
+    out = tmp_path / "results"
+    result = CliRunner().invoke(evaluate_verifier_command, ["--model_path", str(run), "--gallery",
+                                str(gallery), "--probes", str(probes), "--output_dir", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics["per_kind"]) == {"blur", "noise"}
+    assert metrics["overall"]["probes"] == len(held) * 7 * 2
+    for name in ("predictions.csv", "similarity_histogram.png", "roc_curve.png"):
+        assert (out / name).is_file(), name
+
+
+@pytest.mark.slow
+def test_the_verifiers_base_starts_a_classifier(verifier):
+    from gender_cls.models import build_classifier, get_base
+    from gender_cls.verification import load_verifier
+
+    run, _, _ = verifier
+    classifier = build_classifier(ModelConfig(weights=str(run / "base.weights.h5"), alpha=0.35),
+                                  2, 48)  # fmt: skip
+    embedder, _ = load_verifier(run)
+    for ours, theirs in zip(get_base(classifier).get_weights(), get_base(embedder).get_weights(),
+                            strict=True):  # fmt: skip
+        np.testing.assert_array_equal(ours, theirs)
