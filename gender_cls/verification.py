@@ -117,9 +117,12 @@ def open_set_scores(embedder, people: dict[str, list], image_size: int, aggregat
     return best, np.asarray(labels)
 
 
-def train_verifier(config: RunConfig, options: VerifierOptions, verbose: int | str = 0) -> dict:
+def train_verifier(
+    config: RunConfig, options: VerifierOptions, verbose: int | str = 0, overwrite: bool = False
+) -> dict:
     """Train on the identity folders of config.data.data_path; write embedder.keras,
-    base.weights.h5 and verifier.json (threshold tuned on held-out people) to the output dir."""
+    base.weights.h5 and verifier.json (threshold tuned on held-out people) to the output dir,
+    which must not hold another run unless `overwrite`."""
     from gender_cls.models import get_base
     from gender_cls.pipeline import make_dataset
     from gender_cls.thresholds import tune_threshold
@@ -127,7 +130,10 @@ def train_verifier(config: RunConfig, options: VerifierOptions, verbose: int | s
 
     d, t = config.data, config.train
     start = time.perf_counter()
-    out = artifacts.prepare_run_dir(t.output_dir, overwrite=True)
+    if (Path(t.output_dir) / CARD_FILE).exists() and not overwrite:
+        raise UserError(f"{t.output_dir}: already holds a verifier; pass --overwrite to replace "
+                        "it, or another --output_dir")  # fmt: skip
+    out = artifacts.prepare_run_dir(t.output_dir, overwrite=overwrite)  # refuses a classifier run
     keras.utils.set_random_seed(d.seed)
     split, train_names, held = split_people(d.data_path, options.val_people, d.seed)
     index = check_readable(DatasetIndex(d.data_path, train_names, {"train": split}, "folders"))

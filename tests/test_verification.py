@@ -143,3 +143,18 @@ def test_the_verifiers_base_starts_a_classifier(verifier):
     for ours, theirs in zip(get_base(classifier).get_weights(), get_base(embedder).get_weights(),
                             strict=True):  # fmt: skip
         np.testing.assert_array_equal(ours, theirs)
+
+
+@pytest.mark.slow
+def test_train_verifier_refuses_to_overwrite_another_run(tmp_path, trained_run):
+    from gender_cls.errors import UserError
+    from gender_cls.verification import CARD_FILE, VerifierOptions, train_verifier
+
+    for existing in (trained_run.run_dir, tmp_path / "verifier"):  # a classifier, a verifier
+        if existing == tmp_path / "verifier":
+            existing.mkdir()
+            (existing / CARD_FILE).write_text("{}")
+        config = RunConfig(DataConfig(str(tmp_path)), train=TrainConfig(output_dir=str(existing)))
+        with pytest.raises(UserError, match="already holds"):
+            train_verifier(config, VerifierOptions())
+    assert (trained_run.run_dir / "model.keras").is_file()

@@ -50,11 +50,12 @@ def _aggregate_option(default):
 )
 @_aggregate_option("max")
 @click.option("--seed", type=int, default=42, help="Seeds the split of people and training.")
+@click.option("--overwrite", is_flag=True, help="Replace a run already in --output_dir.")
 @click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's own logging.")
 @handle_errors
 def train_verifier_command(data_path, output_dir, backbone, weights, alpha, image_size, epochs,
                            batch_size, lr, embedding_dim, margin, scale, val_people,
-                           distort_probability, aggregate, seed, verbose) -> None:  # fmt: skip
+                           distort_probability, aggregate, seed, overwrite, verbose) -> None:  # fmt: skip
     """Train a face embedding (CosFace) on identity folders; tune its match threshold on people
     held out of training; write embedder.keras, base.weights.h5 and verifier.json.
 
@@ -73,7 +74,7 @@ def train_verifier_command(data_path, output_dir, backbone, weights, alpha, imag
         TrainConfig(output_dir=output_dir, head_epochs=epochs, lr=lr, schedule="cosine"),
     )  # fmt: skip
     options = VerifierOptions(embedding_dim, margin, scale, val_people, aggregate)
-    card = train_verifier(config, options, verbose=2)
+    card = train_verifier(config, options, verbose=2, overwrite=overwrite)
     click.echo(f"trained in {card['seconds']:.0f}s on {len(card['train_people'])} people; "
                f"threshold {card['threshold']:.3f} ({card['threshold_source']}); wrote "
                f"{output_dir}")  # fmt: skip
