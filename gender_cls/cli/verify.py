@@ -30,7 +30,12 @@ def _aggregate_option(default):
 )
 @click.option("--alpha", type=float, default=0.35, help="MobileNet width multiplier.")
 @click.option("--image_size", type=int, default=96, help="Square input size.")
-@click.option("--epochs", type=int, default=40, help="Training epochs (cosine schedule).")
+@click.option(
+    "--epochs",
+    type=int,
+    default=120,
+    help="Training epochs (cosine schedule); 120 took 23 minutes on 2 CPU cores.",
+)
 @click.option("--batch_size", type=int, default=32, help="Images per batch.")
 @click.option("--lr", type=float, default=3e-3, help="Peak learning rate.")
 @click.option("--embedding_dim", type=int, default=128, help="Size of the embedding.")
