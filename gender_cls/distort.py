@@ -116,14 +116,13 @@ def distort_tree(
         raise UserError(f"{src}: no images found under this folder")
     if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
         raise UserError(f"{dst}: must lie outside {src}, or the copies would be read as input")
-    report = DistortReport()
 
-    def one(path: Path) -> None:
+    def one(path: Path) -> str | None:
+        """Write the copies of one image; the reason it cannot be read, else None."""
         try:
             rgb = read_image(path)
         except ImageReadError as error:
-            report.unreadable.append((str(path), error.reason))
-            return
+            return error.reason
         relative = path.relative_to(src)
         (dst / relative.parent).mkdir(parents=True, exist_ok=True)
         key = zlib.crc32(relative.as_posix().encode())
@@ -132,9 +131,10 @@ def distort_tree(
             target = dst / relative.parent / f"{path.stem}_{kind}.jpg"
             cv2.imwrite(str(target), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
                         [cv2.IMWRITE_JPEG_QUALITY, 95])  # fmt: skip
-        report.written += len(kinds)
+        return None
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:
-        list(tqdm(pool.map(one, paths), total=len(paths), desc="distort", unit="img",
-                  disable=None))  # fmt: skip
-    return report
+        reasons = list(tqdm(pool.map(one, paths), total=len(paths), desc="distort", unit="img",
+                            disable=None))  # fmt: skip
+    unreadable = [(str(p), r) for p, r in zip(paths, reasons, strict=True) if r is not None]
+    return DistortReport((len(paths) - len(unreadable)) * len(kinds), unreadable)

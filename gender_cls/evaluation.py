@@ -95,8 +95,12 @@ def _labelled_predictions(
         split, report = crop_split(split, faces, fallback)
         log.info("face crop: %s", report.summary())
     log.info("predicting %d images from %s", len(split), index.root)
-    probabilities = predictor.predict_files(split.paths, verbose=verbose)
-    plain = predictor.predict_files(split.paths, tta=1) if predictor.tta > 1 else None
+    plain = None
+    if predictor.tta > 1:  # decoded once for both: with and without test-time augmentation
+        images = predictor.load_inputs(split.paths)[0]
+        probabilities, plain = predictor.predict_arrays(images), predictor.predict_arrays(images, 1)
+    else:
+        probabilities = predictor.predict_files(split.paths, verbose=verbose)
     paths = report.sources if report else split.paths
     return LabelledPredictions(index, paths, np.asarray(split.labels), probabilities, report, plain)
 

@@ -311,18 +311,8 @@ def _train(
     config: RunConfig, run_dir: Path, resume: bool, output_model: str | None, verbose: int | str
 ) -> TrainingResult:
     """Data, model, phases, card and files of a run whose directory is ready."""
-    keras.utils.set_random_seed(config.data.seed)
     strategy = make_strategy(config.train.strategy)
-    augment_on = resolve_placement(config.train.augment_on, config.augment)
-    cpu_augment = config.augment if augment_on == "cpu" else None
-    data = prepare_data(config, run_dir, resume, strategy.num_replicas_in_sync, cpu_augment)
-    with precision_policy(config.train.mixed_precision), strategy.scope():
-        model = build_classifier(config.model, data.index.num_classes, data.image_size)
-        augmented = (
-            with_augmentation(model, config.augment, config.data.seed)
-            if augment_on == "gpu"
-            else model
-        )
+    data, model, augmented = data_and_model(config, run_dir, resume, strategy)
     if config.train.lr_finder and config.train.lr is None:  # --lr auto, not yet found
         sweep = range_test(model, augmented, data, config, run_dir / "training_plots")
         config.train.lr = sweep.suggestion
@@ -339,14 +329,25 @@ def find_lr(config: RunConfig, output_dir: str | Path, steps: int = 100) -> LrSw
     check_before_work(config)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    data, model, augmented = data_and_model(config, out, False, make_strategy("none"))
+    return range_test(model, augmented, data, config, out, steps)
+
+
+def data_and_model(config: RunConfig, run_dir: Path, resume: bool, strategy):
+    """(datasets, classifier, the model fit() trains: the classifier, or a wrapper augmenting
+    on the accelerator), seeded, built under `strategy` and the precision policy."""
     keras.utils.set_random_seed(config.data.seed)
     augment_on = resolve_placement(config.train.augment_on, config.augment)
-    data = prepare_data(config, out, False, 1, config.augment if augment_on == "cpu" else None)
-    model = build_classifier(config.model, data.index.num_classes, data.image_size)
-    augmented = (
-        with_augmentation(model, config.augment, config.data.seed) if augment_on == "gpu" else model
-    )
-    return range_test(model, augmented, data, config, out, steps)
+    cpu_augment = config.augment if augment_on == "cpu" else None
+    data = prepare_data(config, run_dir, resume, strategy.num_replicas_in_sync, cpu_augment)
+    with precision_policy(config.train.mixed_precision), strategy.scope():
+        model = build_classifier(config.model, data.index.num_classes, data.image_size)
+        augmented = (
+            with_augmentation(model, config.augment, config.data.seed)
+            if augment_on == "gpu"
+            else model
+        )
+    return data, model, augmented
 
 
 def range_test(model, augmented, data: TrainingData, config: RunConfig, out: Path,
