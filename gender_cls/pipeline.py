@@ -83,11 +83,14 @@ def make_dataset(
     resize: str = "stretch",
     cache: bool = False,
     seed: int = 42,
+    images_per_class: int = 0,
 ) -> tf.data.Dataset:
     """Batches of (float32 pixels in [0, 255], targets) for fit(), evaluate() or predict().
 
     Training shuffles every epoch (deterministically for a seed); `oversample` draws the classes
-    with equal probability and makes an epoch (largest class x number of classes) images.
+    with equal probability and makes an epoch (largest class x number of classes) images;
+    `images_per_class` K > 0 draws random classes K images at a time (for metric learning, whose
+    batches need several images of one class), an epoch of as many images as the split.
     """
     targets = encode_labels(split.labels, num_classes)
     if not training:
@@ -95,7 +98,11 @@ def make_dataset(
         ds = _load(ds, image_size, resize, cache, None, seed)
     else:
         augment = None if augment is None or augment.is_identity else augment
-        if oversample:
+        if images_per_class:
+            ds = _grouped(split, targets, num_classes, images_per_class, image_size, resize,
+                          cache, seed)  # fmt: skip
+            epoch = len(split)
+        elif oversample:
             ds, epoch = _oversampled(split, targets, num_classes, image_size, resize, cache, seed)
         else:
             ds = _source(split.paths, targets, image_size, resize, cache, seed).repeat()
@@ -107,8 +114,8 @@ def make_dataset(
     return ds.prefetch(AUTOTUNE)
 
 
-def _oversampled(split, targets, num_classes, image_size, resize, cache, seed):
-    """Every class repeated endlessly and drawn with equal probability; returns (ds, epoch size)."""
+def _endless_classes(split, targets, num_classes, image_size, resize, cache, seed):
+    """One endless, shuffled (path, target) dataset per class."""
     labels = np.asarray(split.labels)
     per_class = []
     for label in range(num_classes):
@@ -116,6 +123,23 @@ def _oversampled(split, targets, num_classes, image_size, resize, cache, seed):
         paths = [split.paths[i] for i in idx]
         source = _source(paths, targets[idx], image_size, resize, cache, seed + label)
         per_class.append(source.repeat())
+    return per_class
+
+
+def _grouped(split, targets, num_classes, k, image_size, resize, cache, seed):
+    """Endless runs of K images of one class, the classes drawn at random."""
+    per_class = _endless_classes(split, targets, num_classes, image_size, resize, cache, seed)
+    classes = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
+    choice = classes.map(lambda r: r % num_classes).flat_map(
+        lambda c: tf.data.Dataset.from_tensors(c).repeat(k)
+    )
+    return tf.data.Dataset.choose_from_datasets(per_class, choice)
+
+
+def _oversampled(split, targets, num_classes, image_size, resize, cache, seed):
+    """Every class repeated endlessly and drawn with equal probability; returns (ds, epoch size)."""
+    labels = np.asarray(split.labels)
+    per_class = _endless_classes(split, targets, num_classes, image_size, resize, cache, seed)
     epoch_size = int(np.bincount(labels, minlength=num_classes).max()) * num_classes
     weights = [1.0 / num_classes] * num_classes
     ds = tf.data.Dataset.sample_from_datasets(

@@ -33,6 +33,9 @@ class VerifierOptions:
     scale: float = 30.0
     val_people: float = 0.2  # share of the people held out (never trained on) to tune on
     aggregate: str = "max"  # a probe against an identity: its best or mean image similarity
+    loss: str = "cosface"  # or "triplet": semi-hard triplets in batches of K images per person
+    images_per_person: int = 4  # K, for the triplet loss
+    triplet_margin: float = 0.2  # on squared distances between unit embeddings (0 to 4)
 
 
 class CosineMargin(keras.layers.Layer):
@@ -54,6 +57,29 @@ class CosineMargin(keras.layers.Layer):
         return self.scale * (cosine - self.margin * targets)
 
 
+def semi_hard_triplet_loss(margin: float):
+    """The triplet loss with semi-hard negatives (FaceNet; tfa.losses.TripletSemiHardLoss): for
+    every anchor-positive pair of a batch, the closest negative farther than the positive, else
+    the farthest negative. Targets are one-hot identities, predictions unit embeddings."""
+    ops = keras.ops
+
+    def loss(targets, embeddings):
+        same = ops.matmul(targets, ops.transpose(targets)) > 0.5
+        distance = ops.maximum(2.0 - 2.0 * ops.matmul(embeddings, ops.transpose(embeddings)), 0.0)
+        positive = ops.logical_and(same, ops.logical_not(ops.eye(ops.shape(same)[0]) > 0.5))
+        to_positive, to_negative = distance[:, :, None], distance[:, None, :]  # [anchor, pos, neg]
+        negative = ops.logical_not(same)[:, None, :]
+        semi_hard = ops.logical_and(negative, to_negative > to_positive)
+        closest = ops.min(ops.where(semi_hard, to_negative, 4.0), axis=2)
+        farthest = ops.max(ops.where(negative, to_negative, 0.0), axis=2)
+        chosen = ops.where(ops.any(semi_hard, axis=2), closest, farthest)
+        losses = ops.relu(distance - chosen + margin)
+        weights = ops.cast(positive, losses.dtype)
+        return ops.sum(losses * weights) / ops.maximum(ops.sum(weights), 1.0)
+
+    return loss
+
+
 def build_embedder(config: RunConfig, image_size: int, dim: int) -> keras.Model:
     """Raw pixels -> backbone -> GAP -> Dense(dim) -> L2 normalisation."""
     from gender_cls.models import pooled_features
@@ -62,6 +88,14 @@ def build_embedder(config: RunConfig, image_size: int, dim: int) -> keras.Model:
     x = keras.layers.Dense(dim, name="embedding")(x)
     outputs = keras.layers.UnitNormalization(name="unit")(x)
     return keras.Model(inputs, outputs, name="embedder")
+
+
+def cosface_trainer(embedder: keras.Model, people: int, options: VerifierOptions) -> keras.Model:
+    """(image, one-hot identity) -> CosFace logits over the training people."""
+    size = embedder.input_shape[1]
+    image, target = keras.Input((size, size, 3)), keras.Input((people,))
+    margin = CosineMargin(people, options.margin, options.scale)
+    return keras.Model([image, target], margin([embedder(image), target]))
 
 
 def split_people(root: str | Path, val_share: float, seed: int):
@@ -133,6 +167,10 @@ def train_verifier(
     if (Path(t.output_dir) / CARD_FILE).exists() and not overwrite:
         raise UserError(f"{t.output_dir}: already holds a verifier; pass --overwrite to replace "
                         "it, or another --output_dir")  # fmt: skip
+    triplet = options.loss == "triplet"
+    if triplet and (options.images_per_person < 2 or d.batch_size % options.images_per_person):
+        raise UserError(f"--images_per_person {options.images_per_person} must be 2 or more and "
+                        f"divide --batch_size {d.batch_size}")  # fmt: skip
     out = artifacts.prepare_run_dir(t.output_dir, overwrite=overwrite)  # refuses a classifier run
     keras.utils.set_random_seed(d.seed)
     split, train_names, held = split_people(d.data_path, options.val_people, d.seed)
@@ -142,27 +180,30 @@ def train_verifier(
     log.info("%d people (%d images) to train on, %d held out", len(train_names), len(split),
              len(held))  # fmt: skip
     train_ds = make_dataset(split, len(train_names), size, d.batch_size, training=True,
-                            augment=config.augment, seed=d.seed)  # fmt: skip
-    train_ds = train_ds.map(lambda x, y: ((x, y), y))
+                            augment=config.augment, seed=d.seed,
+                            images_per_class=options.images_per_person if triplet else 0)  # fmt: skip
     embedder = build_embedder(config, size, options.embedding_dim)
-    image, target = keras.Input((size, size, 3)), keras.Input((len(train_names),))
-    logits = CosineMargin(len(train_names), options.margin, options.scale)([embedder(image),
-                                                                             target])  # fmt: skip
-    trainer = keras.Model([image, target], logits)
+    if triplet:
+        trainer, loss = embedder, semi_hard_triplet_loss(options.triplet_margin)
+    else:
+        train_ds = train_ds.map(lambda x, y: ((x, y), y))
+        trainer = cosface_trainer(embedder, len(train_names), options)
+        loss = keras.losses.CategoricalCrossentropy(from_logits=True)
     epochs = t.head_epochs
     phase = Phase("verifier", epochs, t.lr or 3e-3, "all", schedule="cosine")
     steps = int(train_ds.cardinality())
-    trainer.compile(make_optimizer(t, phase, steps),
-                    keras.losses.CategoricalCrossentropy(from_logits=True))  # fmt: skip
+    trainer.compile(make_optimizer(t, phase, steps), loss)
     history = trainer.fit(train_ds, epochs=epochs, verbose=verbose,
                           callbacks=[keras.callbacks.TerminateOnNaN()])  # fmt: skip
     scores, labels = open_set_scores(embedder, held, size, options.aggregate, d.seed)
     threshold = tune_threshold(labels, scores, "balanced_accuracy")
+    held_out = verification_metrics(labels, scores, threshold, top1_correct=[])
     artifacts.save_model(embedder, out / EMBEDDER_FILE)
     get_base(embedder).save_weights(out / BASE_WEIGHTS)
     card = {
         "image_size": size, "embedding_dim": options.embedding_dim, "threshold": threshold,
         "threshold_source": "tuned on held-out people (balanced accuracy)",
+        "held_out_metrics": {k: v for k, v in held_out.items() if k != "top1_accuracy"},
         "aggregate": options.aggregate, "train_people": train_names,
         "held_out_people": sorted(held), "loss": history.history["loss"],
         "seconds": time.perf_counter() - start, "config": config.to_dict(),

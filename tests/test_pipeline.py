@@ -55,6 +55,17 @@ def test_oversampling_balances_classes(tmp_path):
     assert abs(labels.mean() - 0.5) < 0.05  # small class drawn as often as the big one
 
 
+def test_images_per_class_draws_runs_of_one_class(tmp_path):
+    root = make_image_tree(tmp_path / "three", {"a": 6, "b": 6, "c": 3}, size=8)
+    train = discover(root, val_split=0.1).splits["train"]
+    ds = make_dataset(train, 3, 8, 12, training=True, images_per_class=4, seed=0)
+    labels = np.concatenate([y.numpy().argmax(axis=1) for _, y in ds])
+    assert len(labels) == len(train)  # an epoch is as long as the split
+    runs = labels[: len(labels) // 4 * 4].reshape(-1, 4)
+    assert (runs == runs[:, :1]).all()  # every run of 4 is one class, the small one included
+    assert len(set(runs[:, 0].tolist())) > 1
+
+
 def test_predict_dataset_keeps_order(split_tree):
     index = discover(split_tree)
     paths = index.splits["test"].paths

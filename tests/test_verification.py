@@ -72,6 +72,46 @@ def test_metrics_and_threshold_on_a_constructed_case():
     assert tar_at_far(labels, scores, 0.0) == 1.0
 
 
+def test_semi_hard_triplet_loss_matches_its_definition():
+    from gender_cls.verification import semi_hard_triplet_loss
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, 12)
+    vectors = rng.normal(size=(12, 8)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    distance = np.maximum(2 - 2 * vectors @ vectors.T, 0)
+    losses = []
+    for a, p in np.argwhere(labels[:, None] == labels[None, :]):
+        if a == p:
+            continue
+        negatives = distance[a, labels != labels[a]]
+        semi_hard = negatives[negatives > distance[a, p]]
+        chosen = semi_hard.min() if len(semi_hard) else negatives.max()
+        losses.append(max(distance[a, p] - chosen + 0.2, 0.0))
+    targets = np.eye(4, dtype=np.float32)[labels]
+    got = float(semi_hard_triplet_loss(0.2)(targets, vectors))
+    assert got == pytest.approx(np.mean(losses), rel=1e-5)
+
+
+@pytest.mark.slow
+def test_a_triplet_verifier_trains_and_refuses_groups_that_do_not_divide_the_batch(tmp_path):
+    from gender_cls.errors import UserError
+    from gender_cls.verification import VerifierOptions, train_verifier
+
+    data = people_tree(tmp_path / "ids", 6, 6)
+    config = RunConfig(DataConfig(str(data), image_size=48, batch_size=12),
+                       AugmentConfig.off(), ModelConfig(weights="none", alpha=0.35),
+                       TrainConfig(output_dir=str(tmp_path / "run"), head_epochs=2))  # fmt: skip
+    with pytest.raises(UserError, match="divide --batch_size 12"):
+        train_verifier(config, VerifierOptions(embedding_dim=16, loss="triplet",
+                                               images_per_person=5))  # fmt: skip
+    card = train_verifier(config, VerifierOptions(embedding_dim=16, loss="triplet",
+                                                  images_per_person=3, val_people=0.34))  # fmt: skip
+    assert card["options"]["loss"] == "triplet" and np.isfinite(card["loss"]).all()
+    assert 0 <= card["held_out_metrics"]["roc_auc"] <= 1
+    assert (tmp_path / "run" / "embedder.keras").is_file()
+
+
 @pytest.mark.slow
 def test_a_distorted_image_stays_closer_to_itself_than_to_another_person(verifier):
     """Over every pair of held-out people (never trained on): an image's noisy copy is closer
