@@ -81,11 +81,14 @@ def semi_hard_triplet_loss(margin: float):
 
 
 def build_embedder(config: RunConfig, image_size: int, dim: int) -> keras.Model:
-    """Raw pixels -> backbone -> GAP -> Dense(dim) -> L2 normalisation."""
+    """Raw pixels -> backbone -> GAP -> BN -> Dense(dim) -> BN -> L2 normalisation (ArcFace's
+    "BN-FC-BN" output: on held-out people it beat a plain Dense in ROC AUC, TAR and top-1)."""
     from gender_cls.models import pooled_features
 
     inputs, x, _ = pooled_features(config.model, image_size)
-    x = keras.layers.Dense(dim, name="embedding")(x)
+    x = keras.layers.BatchNormalization(name="features_norm")(x)
+    x = keras.layers.Dense(dim, use_bias=False, name="embedding")(x)
+    x = keras.layers.BatchNormalization(name="embedding_norm")(x)
     outputs = keras.layers.UnitNormalization(name="unit")(x)
     return keras.Model(inputs, outputs, name="embedder")
 
