@@ -8,6 +8,7 @@ optimizer, the artifacts' atomic writes, and the threshold tuning."""
 from __future__ import annotations
 
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,6 +25,7 @@ log = logging.getLogger(__name__)
 EMBEDDER_FILE = "embedder.keras"
 BASE_WEIGHTS = "base.weights.h5"  # starts a classifier: train_model.py --weights RUN/base...
 CARD_FILE = "verifier.json"
+GALLERY_CACHE = "gallery_cache"  # the run's cached gallery embeddings, one .npz per gallery
 
 
 @dataclass
@@ -175,6 +177,7 @@ def train_verifier(
         raise UserError(f"--images_per_person {options.images_per_person} must be 2 or more and "
                         f"divide --batch_size {d.batch_size}")  # fmt: skip
     out = artifacts.prepare_run_dir(t.output_dir, overwrite=overwrite)  # refuses a classifier run
+    shutil.rmtree(out / GALLERY_CACHE, ignore_errors=True)  # an earlier embedder's vectors
     keras.utils.set_random_seed(d.seed)
     split, train_names, held = split_people(d.data_path, options.val_people, d.seed)
     index = check_readable(DatasetIndex(d.data_path, train_names, {"train": split}, "folders"))
@@ -227,11 +230,59 @@ def load_verifier(run: str | Path):
     return load_keras_model(run / EMBEDDER_FILE), artifacts.read_json(run / CARD_FILE)
 
 
-def gallery_embeddings(embedder, folder: str | Path, image_size: int) -> dict[str, np.ndarray]:
-    """{identity: its images' embeddings} for a folder of identity folders."""
+def gallery_cache_file(run: str | Path, gallery: str | Path) -> Path:
+    """Where a run keeps the embeddings of one gallery folder: named by the folder and the
+    embedder file's size and time, so a retrained embedder never reads old vectors."""
+    import hashlib
+
+    model = (Path(run) / EMBEDDER_FILE).stat()
+    stamp = f"{Path(gallery).resolve()}|{model.st_size}|{model.st_mtime_ns}"
+    return Path(run) / GALLERY_CACHE / f"{hashlib.sha1(stamp.encode()).hexdigest()[:16]}.npz"
+
+
+def _file_key(path: str) -> str:
+    stat = Path(path).stat()
+    return f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}"
+
+
+def _read_cache(cache: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(cache) as saved:
+            return dict(zip(saved["keys"].tolist(), saved["vectors"], strict=True))
+    except (OSError, ValueError, KeyError):  # absent or damaged: embed again
+        return {}
+
+
+def _write_cache(cache: Path, vectors: dict[str, np.ndarray]) -> None:
+    try:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_name(f".{cache.stem}.tmp.npz")
+        np.savez(tmp, keys=np.asarray(list(vectors)), vectors=np.stack(list(vectors.values())))
+        tmp.replace(cache)
+    except OSError as error:
+        log.warning("could not cache the gallery's embeddings in %s (%s); they will be "
+                    "computed again next time", cache.parent, error)  # fmt: skip
+
+
+def gallery_embeddings(
+    embedder, folder: str | Path, image_size: int, cache: Path | None = None
+) -> dict[str, np.ndarray]:
+    """{identity: its images' embeddings} for a folder of identity folders. With `cache` (see
+    gallery_cache_file), only images new or changed since the last call are embedded."""
     folders = scan_class_folders(Path(folder))
-    return {name: embed(embedder, [str(p) for p in paths], image_size)
-            for name, paths in sorted(folders.items())}  # fmt: skip
+    files = [(name, str(p)) for name, paths in sorted(folders.items()) for p in paths]
+    keys = [_file_key(path) for _, path in files]
+    known = _read_cache(cache) if cache else {}
+    missing = [(key, path) for key, (_, path) in zip(keys, files, strict=True) if key not in known]
+    if missing:
+        vectors = embed(embedder, [path for _, path in missing], image_size)
+        known.update(zip([key for key, _ in missing], vectors, strict=True))
+    if cache and (missing or len(known) != len(keys)):
+        _write_cache(cache, {key: known[key] for key in keys})  # stale entries dropped
+    gallery: dict[str, list] = {}
+    for (name, _), key in zip(files, keys, strict=True):
+        gallery.setdefault(name, []).append(known[key])
+    return {name: np.stack(vectors) for name, vectors in gallery.items()}
 
 
 def probe_files(folder: str | Path) -> list[Path]:
@@ -288,7 +339,8 @@ def evaluate_verifier(run, gallery_dir, probes_dir, out_dir, aggregate: str | No
     embedder, card = load_verifier(run)
     aggregate = aggregate or card["aggregate"]
     size, threshold = card["image_size"], card["threshold"]
-    gallery = gallery_embeddings(embedder, gallery_dir, size)
+    gallery = gallery_embeddings(embedder, gallery_dir, size,
+                                 gallery_cache_file(run, gallery_dir))  # fmt: skip
     paths = probe_files(probes_dir)
     scores = similarities(embed(embedder, [str(p) for p in paths], size), gallery, aggregate)
     names = list(gallery)

@@ -182,6 +182,44 @@ def test_verify_and_evaluate_verifier_commands(verifier, tmp_path):
 
 
 @pytest.mark.slow
+def test_gallery_embeddings_are_cached_per_image(verifier, tmp_path, monkeypatch, caplog):
+    import shutil
+
+    from gender_cls import verification
+
+    run, card, data = verifier
+    gallery = tmp_path / "gallery"
+    for person in card["held_out_people"]:
+        shutil.copytree(data / person, gallery / person)
+    embedder, _ = verification.load_verifier(run)
+    fresh = verification.gallery_embeddings(embedder, gallery, 48)
+    embedded = []
+    real_embed = verification.embed
+    monkeypatch.setattr(verification, "embed",
+                        lambda model, paths, size: embedded.append(len(paths)) or
+                        real_embed(model, paths, size))  # fmt: skip
+    cache = verification.gallery_cache_file(run, gallery)
+
+    def cached():
+        embedded.clear()
+        vectors = verification.gallery_embeddings(embedder, gallery, 48, cache)
+        assert vectors.keys() == fresh.keys()
+        return vectors
+
+    cached()
+    assert embedded == [sum(len(v) for v in fresh.values())] and cache.is_file()
+    again = cached()
+    assert embedded == [] and all(np.allclose(again[n], fresh[n], atol=1e-5) for n in fresh)
+    person = sorted(fresh)[0]
+    shutil.copy(next((gallery / person).iterdir()), gallery / person / "new.png")
+    assert len(cached()[person]) == len(fresh[person]) + 1 and embedded == [1]
+
+    shutil.rmtree(cache.parent)
+    cache.parent.write_text("in the way")  # an unwritable cache warns and still answers
+    assert cached().keys() == again.keys() and "could not cache" in caplog.text
+
+
+@pytest.mark.slow
 def test_the_verifiers_base_starts_a_classifier(verifier):
     from gender_cls.models import build_classifier, get_base
     from gender_cls.verification import load_verifier

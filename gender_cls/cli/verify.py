@@ -116,12 +116,13 @@ def verify_command(model_path, gallery, probe, aggregate, as_json, verbose) -> N
     """
     quiet_tensorflow(verbose)
     setup_logging(verbose)
-    from gender_cls.verification import embed, gallery_embeddings, load_verifier, similarities
+    from gender_cls import verification as v
 
-    embedder, card = load_verifier(model_path)
-    known = gallery_embeddings(embedder, gallery, card["image_size"])
-    scores = similarities(embed(embedder, [probe], card["image_size"]), known,
-                          aggregate or card["aggregate"])[0]  # fmt: skip
+    embedder, card = v.load_verifier(model_path)
+    size = card["image_size"]
+    known = v.gallery_embeddings(embedder, gallery, size, v.gallery_cache_file(model_path, gallery))
+    probe_vector = v.embed(embedder, [probe], size)
+    scores = v.similarities(probe_vector, known, aggregate or card["aggregate"])[0]
     best = int(scores.argmax())
     match = bool(scores[best] >= card["threshold"])
     record = {"probe": probe, "identity": list(known)[best], "similarity": float(scores[best]),
