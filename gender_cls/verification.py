@@ -38,6 +38,7 @@ class VerifierOptions:
     loss: str = "cosface"  # or "triplet": semi-hard triplets in batches of K images per person
     images_per_person: int = 4  # K, for the triplet loss
     triplet_margin: float = 0.2  # on squared distances between unit embeddings (0 to 4)
+    flip_average: bool = True  # embed an image and its mirror image, and average the two
 
 
 class CosineMargin(keras.layers.Layer):
@@ -120,12 +121,23 @@ def split_people(root: str | Path, val_share: float, seed: int):
     return split, train_names, {n: folders[n] for n in sorted(held)}
 
 
-def embed(embedder: keras.Model, paths: list[str], image_size: int, batch_size: int = 64):
+def unit_embeddings(embedder: keras.Model, batches, flip: bool) -> np.ndarray:
+    """Embeddings of a tf.data of image batches; with `flip`, the normalised mean of each
+    image's and its mirror image's (a face is about symmetric: steadier than either alone)."""
+    import tensorflow as tf
+
+    vectors = np.asarray(embedder.predict(batches, verbose=0), np.float32)
+    if flip:
+        vectors += embedder.predict(batches.map(lambda x: tf.reverse(x, [2])), verbose=0)
+        vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    return vectors
+
+
+def embed(embedder: keras.Model, paths: list[str], image_size: int, flip: bool = False):
     """Unit-norm embeddings of image files, in order."""
     from gender_cls.pipeline import predict_dataset
 
-    ds = predict_dataset(paths, image_size, batch_size, "stretch")
-    return np.asarray(embedder.predict(ds, verbose=0), np.float32)
+    return unit_embeddings(embedder, predict_dataset(paths, image_size, 64, "stretch"), flip)
 
 
 def similarities(probes: np.ndarray, gallery: dict[str, np.ndarray], aggregate: str):
@@ -134,25 +146,30 @@ def similarities(probes: np.ndarray, gallery: dict[str, np.ndarray], aggregate: 
     return np.stack([reduce(probes @ gallery[name].T, axis=1) for name in gallery], axis=1)
 
 
-def open_set_scores(embedder, people: dict[str, list], image_size: int, aggregate: str, seed: int):
+def open_set_scores(embedder, people: dict[str, list], size: int, options: VerifierOptions, seed):
     """Scores to tune a threshold on: half the held-out people form a gallery (their first
     image), the rest of their images are genuine probes and the other half's images impostors,
-    each probe with one random distortion. Returns (best similarity, 1 for a known person)."""
+    each probe clean and under every distortion (a few hundred images alone made the threshold
+    jump between runs). Returns (best similarity, 1 for a known person)."""
+    import tensorflow as tf
+
     from gender_cls.distort import KINDS, distort
     from gender_cls.images import load_image
 
     names = sorted(people)
     known = names[::2]  # the other half are impostors
-    gallery = {n: embed(embedder, [str(people[n][0])], image_size) for n in known}
+    flip = options.flip_average
+    gallery = {n: embed(embedder, [str(people[n][0])], size, flip) for n in known}
     rng = np.random.default_rng(seed)
     probes, labels = [], []
     for name in names:
         for path in people[name][1:] if name in known else people[name]:
-            image = load_image(path, image_size)
-            probes.append(distort(image, KINDS[rng.integers(len(KINDS))], rng))
-            labels.append(int(name in known))
-    vectors = np.asarray(embedder.predict(np.stack(probes).astype(np.float32), verbose=0))
-    best = similarities(vectors, gallery, aggregate).max(axis=1)
+            image = load_image(path, size)
+            probes += [image] + [distort(image, kind, rng) for kind in KINDS]
+            labels += [int(name in known)] * (1 + len(KINDS))
+    batches = tf.data.Dataset.from_tensor_slices(np.stack(probes).astype(np.float32)).batch(64)
+    vectors = unit_embeddings(embedder, batches, flip)
+    best = similarities(vectors, gallery, options.aggregate).max(axis=1)
     return best, np.asarray(labels)
 
 
@@ -201,7 +218,7 @@ def train_verifier(
     trainer.compile(make_optimizer(t, phase, steps), loss)
     history = trainer.fit(train_ds, epochs=epochs, verbose=verbose,
                           callbacks=[keras.callbacks.TerminateOnNaN()])  # fmt: skip
-    scores, labels = open_set_scores(embedder, held, size, options.aggregate, d.seed)
+    scores, labels = open_set_scores(embedder, held, size, options, d.seed)
     threshold = tune_threshold(labels, scores, "balanced_accuracy")
     held_out = verification_metrics(labels, scores, threshold, top1_correct=[])
     artifacts.save_model(embedder, out / EMBEDDER_FILE)
@@ -228,6 +245,11 @@ def load_verifier(run: str | Path):
         raise UserError(f"{run}: no {CARD_FILE}; pass a run directory of gender-cls "
                         "train-verifier")  # fmt: skip
     return load_keras_model(run / EMBEDDER_FILE), artifacts.read_json(run / CARD_FILE)
+
+
+def flip_average(card: dict) -> bool:
+    """Whether a run embeds the mirror image too (runs from before the option did not)."""
+    return bool(card.get("options", {}).get("flip_average", False))
 
 
 def gallery_cache_file(run: str | Path, gallery: str | Path) -> Path:
@@ -265,7 +287,7 @@ def _write_cache(cache: Path, vectors: dict[str, np.ndarray]) -> None:
 
 
 def gallery_embeddings(
-    embedder, folder: str | Path, image_size: int, cache: Path | None = None
+    embedder, folder: str | Path, image_size: int, flip: bool = False, cache: Path | None = None
 ) -> dict[str, np.ndarray]:
     """{identity: its images' embeddings} for a folder of identity folders. With `cache` (see
     gallery_cache_file), only images new or changed since the last call are embedded."""
@@ -275,7 +297,7 @@ def gallery_embeddings(
     known = _read_cache(cache) if cache else {}
     missing = [(key, path) for key, (_, path) in zip(keys, files, strict=True) if key not in known]
     if missing:
-        vectors = embed(embedder, [path for _, path in missing], image_size)
+        vectors = embed(embedder, [path for _, path in missing], image_size, flip)
         known.update(zip([key for key, _ in missing], vectors, strict=True))
     if cache and (missing or len(known) != len(keys)):
         _write_cache(cache, {key: known[key] for key in keys})  # stale entries dropped
@@ -339,10 +361,12 @@ def evaluate_verifier(run, gallery_dir, probes_dir, out_dir, aggregate: str | No
     embedder, card = load_verifier(run)
     aggregate = aggregate or card["aggregate"]
     size, threshold = card["image_size"], card["threshold"]
-    gallery = gallery_embeddings(embedder, gallery_dir, size,
+    flip = flip_average(card)
+    gallery = gallery_embeddings(embedder, gallery_dir, size, flip,
                                  gallery_cache_file(run, gallery_dir))  # fmt: skip
     paths = probe_files(probes_dir)
-    scores = similarities(embed(embedder, [str(p) for p in paths], size), gallery, aggregate)
+    probes = embed(embedder, [str(p) for p in paths], size, flip)
+    scores = similarities(probes, gallery, aggregate)
     names = list(gallery)
     best, guess = scores.max(axis=1), [names[i] for i in scores.argmax(axis=1)]
     truth = [p.parent.name for p in paths]

@@ -56,6 +56,16 @@ def test_embeddings_have_unit_norm():
     vectors = embedder.predict(np.random.default_rng(0).uniform(0, 255, (5, 48, 48, 3)), verbose=0)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
+    import tensorflow as tf
+
+    from gender_cls.verification import unit_embeddings
+
+    image = np.random.default_rng(1).uniform(0, 255, (1, 48, 48, 3)).astype(np.float32)
+    pair = tf.data.Dataset.from_tensor_slices(np.concatenate([image, image[:, :, ::-1]])).batch(2)
+    averaged = unit_embeddings(embedder, pair, flip=True)
+    np.testing.assert_allclose(np.linalg.norm(averaged, axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(averaged[0], averaged[1], atol=1e-5)  # mirror images: one vector
+
 
 def test_metrics_and_threshold_on_a_constructed_case():
     from gender_cls.thresholds import tune_threshold
@@ -192,17 +202,17 @@ def test_gallery_embeddings_are_cached_per_image(verifier, tmp_path, monkeypatch
     for person in card["held_out_people"]:
         shutil.copytree(data / person, gallery / person)
     embedder, _ = verification.load_verifier(run)
-    fresh = verification.gallery_embeddings(embedder, gallery, 48)
+    fresh = verification.gallery_embeddings(embedder, gallery, 48, True)
     embedded = []
     real_embed = verification.embed
     monkeypatch.setattr(verification, "embed",
-                        lambda model, paths, size: embedded.append(len(paths)) or
-                        real_embed(model, paths, size))  # fmt: skip
+                        lambda model, paths, *args: embedded.append(len(paths)) or
+                        real_embed(model, paths, *args))  # fmt: skip
     cache = verification.gallery_cache_file(run, gallery)
 
     def cached():
         embedded.clear()
-        vectors = verification.gallery_embeddings(embedder, gallery, 48, cache)
+        vectors = verification.gallery_embeddings(embedder, gallery, 48, True, cache)
         assert vectors.keys() == fresh.keys()
         return vectors
 
