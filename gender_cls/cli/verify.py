@@ -73,8 +73,9 @@ def train_verifier_command(data_path, output_dir, backbone, weights, alpha, imag
                            batch_size, lr, embedding_dim, loss, margin, scale, triplet_margin,
                            images_per_person, val_people, distort_probability, flip_average,
                            aggregate, seed, overwrite, verbose) -> None:  # fmt: skip
-    """Train a face embedding (CosFace) on identity folders; tune its match threshold on people
-    held out of training; write embedder.keras, base.weights.h5 and verifier.json.
+    """Train a face embedding (CosFace, or triplets) on identity folders; tune its match
+    threshold on people held out of training; write embedder.keras, base.weights.h5 and
+    verifier.json.
 
     \\b
     gender-cls train-verifier --data_path ../shared/data/identities --output_dir runs/verifier
@@ -97,7 +98,7 @@ def train_verifier_command(data_path, output_dir, backbone, weights, alpha, imag
                f"threshold {card['threshold']:.3f} ({card['threshold_source']}); wrote "
                f"{output_dir}")  # fmt: skip
     held = card["held_out_metrics"]
-    click.echo(f"held-out people (one random distortion per probe): ROC AUC {held['roc_auc']:.3f}, "
+    click.echo(f"held-out people (probes clean and distorted): ROC AUC {held['roc_auc']:.3f}, "
                f"accuracy {held['accuracy']:.3f} at the threshold")  # fmt: skip
 
 
