@@ -104,21 +104,24 @@ def test_semi_hard_triplet_loss_matches_its_definition():
 
 
 @pytest.mark.slow
-def test_a_triplet_verifier_trains_and_refuses_groups_that_do_not_divide_the_batch(tmp_path):
-    from gender_cls.errors import UserError
-    from gender_cls.verification import VerifierOptions, train_verifier
+def test_train_verifier_command_with_triplets_and_a_group_that_does_not_divide_the_batch(
+    tmp_path,
+):
+    from gender_cls.cli import train_verifier_command
 
     data = people_tree(tmp_path / "ids", 6, 6)
-    config = RunConfig(DataConfig(str(data), image_size=48, batch_size=12),
-                       AugmentConfig.off(), ModelConfig(weights="none", alpha=0.35),
-                       TrainConfig(output_dir=str(tmp_path / "run"), head_epochs=2))  # fmt: skip
-    with pytest.raises(UserError, match="divide --batch_size 12"):
-        train_verifier(config, VerifierOptions(embedding_dim=16, loss="triplet",
-                                               images_per_person=5))  # fmt: skip
-    card = train_verifier(config, VerifierOptions(embedding_dim=16, loss="triplet",
-                                                  images_per_person=3, val_people=0.34))  # fmt: skip
-    assert card["options"]["loss"] == "triplet" and np.isfinite(card["loss"]).all()
-    assert 0 <= card["held_out_metrics"]["roc_auc"] <= 1
+    args = ["--data_path", str(data), "--output_dir", str(tmp_path / "run"), "--image_size", "48",
+            "--batch_size", "12", "--epochs", "2", "--embedding_dim", "16", "--loss", "triplet",
+            "--val_people", "0.34", "--distort_probability", "0.2"]  # fmt: skip
+    refused = CliRunner().invoke(train_verifier_command, [*args, "--images_per_person", "5"])
+    assert refused.exit_code == 2 and "divide --batch_size 12" in refused.output
+    assert len(refused.output.strip().splitlines()) == 1
+    result = CliRunner().invoke(train_verifier_command, [*args, "--images_per_person", "3"])
+    assert result.exit_code == 0, result.output
+    assert "held-out people (probes clean and distorted): ROC AUC" in result.output
+    card = json.loads((tmp_path / "run" / "verifier.json").read_text())
+    assert card["options"]["loss"] == "triplet" and card["options"]["flip_average"]
+    assert np.isfinite(card["loss"]).all() and 0 <= card["held_out_metrics"]["roc_auc"] <= 1
     assert (tmp_path / "run" / "embedder.keras").is_file()
 
 
