@@ -9,6 +9,7 @@ import sys
 
 import rich_click as click
 
+from gender_cls.config import THRESHOLD_METRICS
 from gender_cls.errors import UserError, silenced_stderr
 
 
@@ -110,6 +111,21 @@ def split_units(_ctx, _param, value: str | None) -> tuple[int, ...]:
 def explicit(ctx: click.Context, name: str) -> bool:
     source = ctx.get_parameter_source(name)
     return source not in (None, click.core.ParameterSource.DEFAULT)
+
+
+VERBOSE_OPTION = click.option("--verbose", "-v", is_flag=True,
+                              help="Show TensorFlow's own logging.")  # fmt: skip
+
+
+def model_path_option(help_text: str):
+    """The required --model_path (alias --model) that names what a command reads."""
+    return click.option("--model_path", "--model", "model_path", required=True, help=help_text)
+
+
+def threshold_metric_option(help_text: str):
+    """--threshold_metric for a command that re-tunes the threshold; default: the model's own."""
+    return click.option("--threshold_metric", type=click.Choice(THRESHOLD_METRICS), default=None,
+                        show_default="the one the model was trained with", help=help_text)  # fmt: skip
 
 
 def apply_options(command, options: list):

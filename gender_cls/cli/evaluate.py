@@ -13,11 +13,11 @@ from gender_cls.cli.common import (
     progress_verbosity,
     quiet_tensorflow,
     setup_logging,
+    threshold_metric_option,
 )
 from gender_cls.cli.model_options import model_options, predictor_options, with_model_panels
 from gender_cls.config import (
     FACE_FALLBACKS,
-    THRESHOLD_METRICS,
 )
 
 
@@ -53,13 +53,7 @@ from gender_cls.config import (
     default=None,
     help="Re-tune the threshold on this labelled folder (never the test set) first.",
 )
-@click.option(
-    "--threshold_metric",
-    type=click.Choice(THRESHOLD_METRICS),
-    default=None,
-    show_default="the one the model was trained with",
-    help="What --tune_on maximises.",
-)
+@threshold_metric_option("What --tune_on maximises.")
 @click.option(
     "--max_misclassified",
     "max_misclassified",

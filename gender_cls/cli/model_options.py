@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import rich_click as click
 
-from gender_cls.cli.common import apply_options, split_classes, split_floats
+from gender_cls.cli.common import (
+    VERBOSE_OPTION,
+    apply_options,
+    model_path_option,
+    split_classes,
+    split_floats,
+)
 from gender_cls.model_input import INPUT_SCALES, OUTPUT_KINDS
 
 PREDICTOR_OPTIONS = ("classes", "input_scale", "input_mean", "input_std", "bgr", "output",
@@ -41,9 +47,8 @@ def predictor_options(options: dict) -> dict:
 
 def model_options(command):
     options = [
-        click.option("--model_path", "--model", "model_path", required=True,
-                     help="Run directory, or a .keras/.h5/.tflite/.onnx file (with its .json beside, "
-                          "or bare)."),
+        model_path_option("Run directory, or a .keras/.h5/.tflite/.onnx file (with its .json "
+                          "beside, or bare)."),
         click.option("--classes", callback=split_classes, default=None,
                      help="Bare models only: class names in output order, e.g. female,male."),
         click.option("--input_scale", "input_scale",
@@ -76,6 +81,6 @@ def model_options(command):
                      show_default="as the model was trained",
                      help="Crop and align the face of each image first (BlazeFace)."),
         click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout."),
-        click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's own logging."),
+        VERBOSE_OPTION,
     ]  # fmt: skip
     return apply_options(command, options)

@@ -8,27 +8,23 @@ import rich_click as click
 
 from gender_cls.cli.common import (
     CONTEXT,
+    VERBOSE_OPTION,
     format_calibration,
     handle_errors,
+    model_path_option,
     quiet_tensorflow,
     setup_logging,
+    threshold_metric_option,
 )
 from gender_cls.config import (
     DISTORTION_KINDS,
     FACE_DETECTORS,
     FACE_FALLBACKS,
-    THRESHOLD_METRICS,
 )
 
 
 @click.command("export", context_settings=CONTEXT)
-@click.option(
-    "--model_path",
-    "--model",
-    "model_path",
-    required=True,
-    help="Run directory or model.keras with its model.json beside it.",
-)
+@model_path_option("Run directory or model.keras with its model.json beside it.")
 @click.option(
     "--format",
     "fmt",
@@ -42,7 +38,7 @@ from gender_cls.config import (
     default=None,
     help="TFLite only; int8 calibrates on training images from the run's split.",
 )
-@click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's own logging.")
+@VERBOSE_OPTION
 @handle_errors
 def export_command(model_path, fmt, quantize, verbose) -> None:
     """Export a trained model (checked against Keras) and record it in model.json.
@@ -71,7 +67,7 @@ def export_command(model_path, fmt, quantize, verbose) -> None:
               help="Context kept around the aligned face, a share of its size per side.")  # fmt: skip
 @click.option("--face_fallback", type=click.Choice(FACE_FALLBACKS), default="full",
               help="No face found: write the whole image resized, or nothing.")  # fmt: skip
-@click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's own logging.")
+@VERBOSE_OPTION
 @handle_errors
 def crop_faces_command(src, dst, size, face_detector, face_margin, face_fallback, verbose) -> None:
     """Write the aligned face of every image under SRC to the same place under DST (PNG).
@@ -96,21 +92,9 @@ def crop_faces_command(src, dst, size, face_detector, face_margin, face_fallback
 
 
 @click.command("calibrate", context_settings=CONTEXT)
-@click.option(
-    "--model_path",
-    "--model",
-    "model_path",
-    required=True,
-    help="Run directory (its split.json names the validation images).",
-)
-@click.option(
-    "--threshold_metric",
-    type=click.Choice(THRESHOLD_METRICS),
-    default=None,
-    show_default="the one the model was trained with",
-    help="What the re-tuned threshold maximises.",
-)
-@click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's own logging.")
+@model_path_option("Run directory (its split.json names the validation images).")
+@threshold_metric_option("What the re-tuned threshold maximises.")
+@VERBOSE_OPTION
 @handle_errors
 def calibrate_command(model_path, threshold_metric, verbose) -> None:
     """Fit temperature scaling on the run's validation images and store it in model.json (and

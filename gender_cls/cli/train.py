@@ -15,6 +15,7 @@ import rich_click as click
 from gender_cls.artifacts import ModelCard
 from gender_cls.cli.common import (
     CONTEXT,
+    VERBOSE_OPTION,
     apply_options,
     explicit,
     format_calibration,
@@ -281,7 +282,7 @@ def train_options(command):
         click.option("--json", "as_json", is_flag=True, help="Print the model metadata as JSON."),
         click.option("--show_config", is_flag=True,
                      help="Print the options this run would use (its config.json) and exit."),
-        click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's own logging."),
+        VERBOSE_OPTION,
     ]  # fmt: skip
     return apply_options(command, options)
 

@@ -6,11 +6,19 @@ import json
 
 import rich_click as click
 
-from gender_cls.cli.common import CONTEXT, handle_errors, quiet_tensorflow, setup_logging
+from gender_cls.cli.common import (
+    CONTEXT,
+    VERBOSE_OPTION,
+    handle_errors,
+    model_path_option,
+    quiet_tensorflow,
+    setup_logging,
+)
 from gender_cls.config import AugmentConfig, DataConfig, ModelConfig, RunConfig, TrainConfig
 
 AGGREGATES = ("max", "mean")
 LOSSES = ("cosface", "triplet")
+GALLERY_OPTION = click.option("--gallery", required=True, help="Known people: <person>/*.jpg.")
 
 
 def _aggregate_option(default):
@@ -67,7 +75,7 @@ def _aggregate_option(default):
 @_aggregate_option("max")
 @click.option("--seed", type=int, default=42, help="Seeds the split of people and training.")
 @click.option("--overwrite", is_flag=True, help="Replace a run already in --output_dir.")
-@click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's own logging.")
+@VERBOSE_OPTION
 @handle_errors
 def train_verifier_command(data_path, output_dir, backbone, weights, alpha, image_size, epochs,
                            batch_size, lr, embedding_dim, loss, margin, scale, triplet_margin,
@@ -103,14 +111,12 @@ def train_verifier_command(data_path, output_dir, backbone, weights, alpha, imag
 
 
 @click.command("verify", context_settings=CONTEXT)
-@click.option(
-    "--model_path", "--model", "model_path", required=True, help="A train-verifier run directory."
-)
-@click.option("--gallery", required=True, help="Known people: <person>/*.jpg.")
+@model_path_option("A train-verifier run directory.")
+@GALLERY_OPTION
 @click.option("--probe", required=True, help="The image to match.")
 @_aggregate_option(None)
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout.")
-@click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's own logging.")
+@VERBOSE_OPTION
 @handle_errors
 def verify_command(model_path, gallery, probe, aggregate, as_json, verbose) -> None:
     """Match one probe image to the gallery: the best identity, its similarity, match or not.
@@ -141,10 +147,8 @@ def verify_command(model_path, gallery, probe, aggregate, as_json, verbose) -> N
 
 
 @click.command("evaluate-verifier", context_settings=CONTEXT)
-@click.option(
-    "--model_path", "--model", "model_path", required=True, help="A train-verifier run directory."
-)
-@click.option("--gallery", required=True, help="Known people: <person>/*.jpg.")
+@model_path_option("A train-verifier run directory.")
+@GALLERY_OPTION
 @click.option(
     "--probes",
     required=True,
@@ -153,7 +157,7 @@ def verify_command(model_path, gallery, probe, aggregate, as_json, verbose) -> N
 )
 @click.option("--output_dir", default="verification_results", help="Where the results go.")
 @_aggregate_option(None)
-@click.option("--verbose", "-v", is_flag=True, help="Show TensorFlow's own logging.")
+@VERBOSE_OPTION
 @handle_errors
 def evaluate_verifier_command(model_path, gallery, probes, output_dir, aggregate, verbose) -> None:
     """Accuracy, precision, recall, F1, ROC AUC, TAR at FAR 1e-2/1e-3 and top-1 identification,
