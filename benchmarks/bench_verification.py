@@ -35,7 +35,7 @@ def gender_cls(*args: str) -> float:
     return time.perf_counter() - start
 
 
-def split_people(data: Path, work: Path, test_people: int, seed: int) -> list[str]:
+def set_test_people_apart(data: Path, work: Path, test_people: int, seed: int) -> list[str]:
     """Copy the training people to work/train; the test people's images go to work/gallery and
     work/clean (probes). Returns the test people."""
     people = sorted(p.name for p in data.iterdir() if p.is_dir())
@@ -66,7 +66,7 @@ def split_people(data: Path, work: Path, test_people: int, seed: int) -> list[st
 def main(data, work, test_people, seed, run_dir, train_options) -> None:
     work = Path(work)
     shutil.rmtree(work, ignore_errors=True)
-    test = split_people(Path(data), work, test_people, seed)
+    test = set_test_people_apart(Path(data), work, test_people, seed)
     run = Path(run_dir) if run_dir else work / "run"
     if run_dir:
         trained = set(json.loads((run / "verifier.json").read_text())["train_people"])

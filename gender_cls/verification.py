@@ -159,7 +159,10 @@ def open_set_scores(embedder, people: dict[str, list], size: int, options: Verif
     names = sorted(people)
     known = names[::2]  # the other half are impostors
     flip = options.flip_average
-    gallery = {n: embed(embedder, [str(people[n][0])], size, flip) for n in known}
+    firsts = embed(
+        embedder, [str(people[n][0]) for n in known], size, flip
+    )  # one call, not one each
+    gallery = {name: firsts[i : i + 1] for i, name in enumerate(known)}
     rng = np.random.default_rng(seed)
     probes, labels = [], []
     for name in names:
