@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -21,6 +23,9 @@ class Backbone:
     head: str = "mobilenet"  # head preset that reproduces the seed scripts
     takes_alpha: bool = False
     gradcam_layer: str | None = None  # Grad-CAM's maps; None: the base's output (its last block)
+    # (image_size, weights) -> headless base, for a base outside keras.applications
+    builder: Callable[[int, str | None], Any] | None = None
+    preprocess: Callable | None = None  # preprocess_input of a base outside keras.applications
 
     def constructor(self):
         import keras
@@ -28,7 +33,9 @@ class Backbone:
         return getattr(keras.applications, self.name)
 
     def preprocess_input(self):
-        """The backbone's own keras.applications preprocess_input function."""
+        """The backbone's own preprocess_input function (keras.applications' or the row's)."""
+        if self.preprocess:
+            return self.preprocess
         module = importlib.import_module(self.constructor().__module__)
         return module.preprocess_input
 
@@ -51,6 +58,8 @@ class Backbone:
 
     def build(self, image_size: int, weights: str | None, alpha: float = 1.0) -> Any:
         """The headless base (include_top=False), with ImageNet weights or none."""
+        if self.builder:
+            return self.builder(image_size, weights)
         kwargs: dict[str, Any] = {}
         if self.takes_alpha:
             kwargs["alpha"] = alpha
@@ -74,16 +83,37 @@ class Backbone:
             raise UserError(
                 f"could not download the ImageNet weights for {self.name} ({url}); download "
                 "that file elsewhere and copy it into ~/.keras/models/, or work offline with "
+                f"--backbone {'/'.join(LITE)} (ImageNet weights from pip packages), "
                 "--weights none or --weights PATH (a local .h5 file)"
             ) from None
 
 
+def _build_lite(variant: int, image_size: int, weights: str | None):
+    from gender_cls import efficientnet_lite
+
+    return efficientnet_lite.build_base(variant, image_size, weights)
+
+
+def _lite_preprocess(x):
+    """EfficientNet-Lite's input normalisation, (x - 127) / 128 (TensorFlow's Lite builder)."""
+    return (x - 127.0) / 128.0
+
+
+def _lite_row(variant: int, size: int) -> Backbone:
+    return Backbone(f"EfficientNetLite{variant}", size, fine_tune_layers=LITE_FINE_TUNE_LAYERS,
+                    head="lite", builder=partial(_build_lite, variant),
+                    preprocess=_lite_preprocess)  # fmt: skip
+
+
+LITE_FINE_TUNE_LAYERS = 30
+LITE = {f"efficientnet_lite{v}": _lite_row(v, size) for v, size in ((0, 224), (1, 240), (2, 260))}
 FIRST_CLASS = {
     "mobilenetv2": Backbone("MobileNetV2", 224, fine_tune_layers=30, head="mobilenet",
                            takes_alpha=True),
     "resnet50": Backbone("ResNet50", 224, fine_tune_layers=20, head="resnet"),
     "vgg16": Backbone("VGG16", 224, fine_tune_layers=4, head="vgg",
                       gradcam_layer="block5_conv3"),  # its output is pooled: half the detail
+    **LITE,
 }  # fmt: skip
 
 
@@ -94,11 +124,16 @@ def application_names() -> list[str]:
     return sorted(n for n in dir(keras.applications) if n[0].isupper())
 
 
+def _normalised(name: str) -> str:
+    return name.lower().replace("-", "").replace("_", "")
+
+
 def get_backbone(name: str) -> Backbone:
     """A registry row by short name, or any keras.applications class by name (any case)."""
-    key = name.lower().replace("-", "").replace("_", "")
-    if key in FIRST_CLASS:
-        return FIRST_CLASS[key]
+    key = _normalised(name)
+    for row_name, row in FIRST_CLASS.items():
+        if key == _normalised(row_name):
+            return row
     for app in application_names():
         if app.lower() == key:
             return Backbone(app, takes_alpha=app.startswith("MobileNet"))

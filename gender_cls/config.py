@@ -23,6 +23,7 @@ HEAD_PRESETS = {
     "mobilenet": (("dense", 128), ("dropout", 0.3)),
     "resnet": (("dropout", 0.5), ("dense", 128), ("dropout", 0.3), ("dense", 64)),
     "vgg": (("dense", 256), ("dropout", 0.5)),
+    "lite": (("dropout", 0.2),),  # EfficientNet-Lite's own top: dropout, then the output layer
 }
 HEAD_CHOICES = ("auto", *HEAD_PRESETS)
 LOSSES = ("bce", "focal")

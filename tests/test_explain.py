@@ -69,6 +69,7 @@ def test_overlay_is_a_captioned_colour_picture():
     ("VGG16", 4),  # block5_conv3 (4 x 4), named in its registry row; its output is pooled (2 x 2)
     ("ResNet50", 2),  # the base's output, conv5_block3_out
     ("MobileNetV2", 2),  # out_relu
+    ("efficientnet_lite0", 2),  # top_conv_relu6
 ])  # fmt: skip
 def test_every_first_class_backbone_gives_a_map(backbone, side):
     from gender_cls.config import ModelConfig

@@ -65,7 +65,9 @@ def test_offline_imagenet_download_names_the_file_and_the_fix(monkeypatch):
         raise Exception(f"URL fetch failure on {origin}: None -- [Errno -2] Name unknown")
 
     monkeypatch.setattr(file_utils, "get_file", offline)
-    with pytest.raises(UserError, match=r"mobilenet_v2.*no_top\.h5.*--weights none"):
+    with pytest.raises(
+        UserError, match=r"mobilenet_v2.*no_top\.h5.*efficientnet_lite0.*--weights none"
+    ):
         build_base(ModelConfig(weights="imagenet", alpha=0.35), 96)
 
 

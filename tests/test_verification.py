@@ -8,31 +8,10 @@ import json
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from conftest import people_tree
 from PIL import Image
 
 from gender_cls.config import AugmentConfig, DataConfig, ModelConfig, RunConfig, TrainConfig
-
-
-def person_image(identity: int, rng, size: int = 48) -> np.ndarray:
-    """Each synthetic person is a fixed layout of coloured squares; images of one person differ
-    by noise and a small shift."""
-    layout = np.random.default_rng(1000 + identity)
-    image = np.full((size, size, 3), 90, np.float64)
-    for _ in range(4):
-        y, x = layout.integers(0, size - 14, 2)
-        image[y : y + 14, x : x + 14] = layout.integers(0, 256, 3)
-    image = np.roll(image, rng.integers(-2, 3, 2), axis=(0, 1))
-    return np.clip(image + rng.normal(0, 8, image.shape), 0, 255).astype(np.uint8)
-
-
-def people_tree(root, people: int, images: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    for identity in range(people):
-        folder = root / f"person_{identity:02d}"
-        folder.mkdir(parents=True)
-        for i in range(images):
-            Image.fromarray(person_image(identity, rng)).save(folder / f"img_{i}.png")
-    return root
 
 
 @pytest.fixture(scope="module")

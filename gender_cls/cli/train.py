@@ -137,9 +137,11 @@ def train_options(command):
                      help="Start from a seed project's whole recipe (see the README's table); "
                           "options given here override it."),
         click.option("--backbone", default=m.backbone,
-                     help="mobilenetv2, resnet50, vgg16 or any keras.applications name."),
+                     help="mobilenetv2, resnet50, vgg16, efficientnet_lite0/1/2 (ImageNet "
+                          "weights offline, from pip packages) or any keras.applications name."),
         click.option("--weights", default=m.weights,
-                     help="imagenet (downloads once), none (from scratch) or a local .h5 file."),
+                     help="imagenet (downloads once; installed with efficientnet_lite*), none "
+                          "(from scratch) or a local .h5 file."),
         click.option("--alpha", type=float, default=m.alpha, help="MobileNet width multiplier."),
         click.option("--head", type=click.Choice(HEAD_CHOICES), default=m.head,
                      help="Head preset; auto: the backbone's own (ignored with --head_units)."),
