@@ -90,7 +90,8 @@ def test_registry_rows_by_any_spelling():
 @pytest.mark.slow
 def test_lite0_imagenet_end_to_end_from_the_command_line(two_class_data, tmp_path):
     """Both phases (the head on cached features, then the last layers with BatchNorm frozen),
-    the card, the TFLite export checked against Keras, and predict.py on it without TensorFlow."""
+    the card, the TFLite and ONNX exports checked against Keras, and predict.py on the TFLite
+    one without TensorFlow."""
     import json
     import subprocess
     import sys
@@ -98,7 +99,7 @@ def test_lite0_imagenet_end_to_end_from_the_command_line(two_class_data, tmp_pat
 
     from click.testing import CliRunner
 
-    from gender_cls.cli import train_command
+    from gender_cls.cli import export_command, train_command
 
     run = tmp_path / "run"
     args = ["--data_path", str(two_class_data), "--output_dir", str(run), "--backbone",
@@ -110,7 +111,11 @@ def test_lite0_imagenet_end_to_end_from_the_command_line(two_class_data, tmp_pat
     card = json.loads((run / "model.json").read_text())
     assert card["backbone"] == "EfficientNetLite0" and card["phase2_start_epoch"] == 3
     assert card["validation"]["at_0.5"]["accuracy"] >= 0.9  # ImageNet features: at once
-    assert card["exports"]["tflite"]["max_abs_diff_vs_keras"] < 1e-4
+    result = CliRunner().invoke(export_command, ["--model_path", str(run), "--format", "onnx"])
+    assert result.exit_code == 0, result.output
+    exports = json.loads((run / "model.json").read_text())["exports"]
+    assert exports.keys() == {"tflite", "onnx"}
+    assert max(e["max_abs_diff_vs_keras"] for e in exports.values()) < 1e-4
     image = sorted((two_class_data / "test" / "male").glob("*.png"))[0]
     code = ("import sys\nfrom gender_cls.cli import predict_command\n"
             f"sys.argv = ['predict.py', '--image_path', {str(image)!r}, '--model_path', "

@@ -134,8 +134,8 @@ def train_options(command):
         click.option("--config", type=click.Path(exists=True, dir_okay=False),
                      help="Load options from a JSON file (as saved in a run's config.json)."),
         click.option("--recipe", default=None, metavar="[" + "|".join(RECIPES) + "]",
-                     help="Start from a seed project's whole recipe (see the README's table); "
-                          "options given here override it."),
+                     help="Start from a named recipe: a seed project's, or faces-offline (see "
+                          "the README's table); options given here override it."),
         click.option("--backbone", default=m.backbone,
                      help="mobilenetv2, resnet50, vgg16, efficientnet_lite0/1/2 (ImageNet "
                           "weights offline, from pip packages) or any keras.applications name."),
