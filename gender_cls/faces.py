@@ -20,6 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from gender_cls.atomic import write_text
 from gender_cls.config import FaceCrop
 from gender_cls.data import Split
 from gender_cls.errors import UserError, silenced_stderr
@@ -387,6 +388,6 @@ def crop_tree(src: str | Path, dst: str | Path, crop: FaceCrop, size: int,
     unreadable = [(p, error) for p, _, error in results if error is not None]
     written = [p for p, found, _ in results if found or (found is False and fallback == "full")]
     if no_face:
-        (dst / "no_face_found.txt").write_text("\n".join(no_face) + "\n")
+        write_text(dst / "no_face_found.txt", "\n".join(no_face) + "\n")
     return CropReport(len(results) - len(no_face) - len(unreadable), no_face, fallback,
                       unreadable, written)  # fmt: skip

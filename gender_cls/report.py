@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from gender_cls.atomic import write_text
 from gender_cls.images import ImageReadError, load_image
 
 PLOTS = (("confusion_matrix.png", "Confusion matrix"), ("roc_curve.png", "ROC curve"),
@@ -137,5 +138,5 @@ def write_report(result, out_dir: str | Path, shown: int = 60) -> Path:
             f"<h1>Evaluation of {escape(str(m['model_path']))}</h1>{''.join(sections)}"
             "</body></html>")  # fmt: skip
     path = out / "report.html"
-    path.write_text(page)
+    write_text(path, page)
     return path

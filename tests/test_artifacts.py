@@ -83,3 +83,70 @@ def test_json_artifacts_follow_the_umask_like_model_files(tmp_path):
         os.umask(old)
     assert (tmp_path / "metrics.json").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "model.keras").stat().st_mode & 0o777 == 0o644
+
+
+HOLD_LOCK = """
+import sys, time
+from gender_cls.artifacts import run_lock
+with run_lock(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.fixture
+def locked_run(tmp_path):
+    """A run folder whose lock another live process holds; yields (folder, process)."""
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    run.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run)], stdout=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield run, holder
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+
+
+def test_a_second_writer_is_refused_and_a_dead_holders_lock_is_taken_over(locked_run):
+    from gender_cls.artifacts import run_lock
+
+    run, holder = locked_run
+    with pytest.raises(UserError, match=rf"run: in use by process {holder.pid} \(-c "):
+        with run_lock(run):
+            pass
+    holder.kill()
+    holder.wait(timeout=30)
+    with run_lock(run), run_lock(run):  # taken over; and re-entrant in one process
+        assert str(__import__("os").getpid()) in (run / ".lock").read_text()
+
+
+def test_commands_on_a_run_in_use_are_one_line_and_exit_2_and_change_nothing(locked_run):
+    from click.testing import CliRunner
+    from conftest import make_image_tree
+
+    from gender_cls.cli import calibrate_command, export_command, train_command
+
+    run, holder = locked_run
+    data = make_image_tree(run.parent / "data", {"female": 4, "male": 4})
+    (run / "config.json").write_text(json.dumps(RunConfig().to_dict(), default=str))
+    card = {"class_names": ["a", "b"], "image_size": 32, "config": RunConfig().to_dict()}
+    (run / "model.json").write_text(json.dumps(card, default=str))
+    (run / "model.keras").write_bytes(b"a model")
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    for command, args in [
+        (train_command, ["--output_dir", str(run), "--resume"]),
+        (train_command, ["--data_path", str(data), "--output_dir", str(run), "--overwrite",
+                         "--weights", "none"]),
+        (export_command, ["--model_path", str(run)]),
+        (calibrate_command, ["--model_path", str(run)]),
+    ]:  # fmt: skip
+        result = CliRunner().invoke(command, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert f"in use by process {holder.pid}" in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before
