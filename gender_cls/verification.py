@@ -282,10 +282,16 @@ def _file_key(path: str) -> str:
 
 
 def _read_cache(cache: Path) -> dict[str, np.ndarray]:
+    """The cached vectors; a damaged cache is dropped (logged) and rebuilt by the caller."""
+    if not cache.is_file():
+        return {}
     try:
         with np.load(cache) as saved:
             return dict(zip(saved["keys"].tolist(), saved["vectors"], strict=True))
-    except (OSError, ValueError, KeyError):  # absent or damaged: embed again
+    except Exception as error:  # truncated or foreign: BadZipFile, EOFError, ValueError...
+        log.warning("%s: damaged gallery cache (%s: %s); embedding again", cache,
+                    type(error).__name__, error)  # fmt: skip
+        cache.unlink(missing_ok=True)
         return {}
 
 

@@ -206,6 +206,12 @@ def test_gallery_embeddings_are_cached_per_image(verifier, tmp_path, monkeypatch
     shutil.copy(next((gallery / person).iterdir()), gallery / person / "new.png")
     assert len(cached()[person]) == len(fresh[person]) + 1 and embedded == [1]
 
+    for damage in (cache.read_bytes()[:100], b""):  # truncated, empty: dropped and rebuilt
+        cache.write_bytes(damage)
+        assert cached().keys() == fresh.keys() and embedded == [len(list(gallery.rglob("*.png")))]
+        assert np.load(cache)["vectors"].shape[0] == embedded[0]
+    assert caplog.text.count("damaged gallery cache") == 2
+
     shutil.rmtree(cache.parent)
     cache.parent.write_text("in the way")  # an unwritable cache warns and still answers
     assert cached().keys() == again.keys() and "could not cache" in caplog.text
