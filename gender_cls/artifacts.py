@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import sys
 import zipfile
@@ -30,6 +31,7 @@ RUN_ENTRIES = (MODEL_FILE, META_FILE, CONFIG_FILE, STATE_FILE, SPLIT_FILE, HISTO
                NO_FACE_FILE, "training_plots", "checkpoints", "logs")  # fmt: skip
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".tflite", ".onnx")
 EMBEDDED_CARD = "gender_cls.json"  # the card inside a .keras zip, or an attribute of a .h5 file
+PLAIN_NAME = re.compile(r"[^/\\\x00-\x1f\x7f]{1,100}")  # a class name from a card
 LOCK_FILE = ".lock"  # the writer's lock of a run folder; names the process that holds it
 _held_locks: set[Path] = set()
 
@@ -191,6 +193,8 @@ class ModelCard:
     @classmethod
     def from_dict(cls, raw: dict, source: str | Path = "model.json") -> ModelCard:
         """Read a card; a missing required field or an unknown one is a UserError naming it."""
+        if not isinstance(raw, dict):
+            raise UserError(f"{source}: not a model card (a JSON object with class_names)")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known - {"input", "output"})
         if unknown:
@@ -211,6 +215,7 @@ class ModelCard:
                 values["face_crop"] = FaceCrop(**values["face_crop"])
             except TypeError:
                 raise UserError(f"{source}: face_crop must be {{detector, margin}}") from None
+        _check_card_values(values, source)
         card = cls(**values)
         card.class_names, card.image_size = list(card.class_names), int(card.image_size)
         return card
@@ -235,6 +240,25 @@ class ModelRef:
     @property
     def card_path(self) -> Path:
         return metadata_path(self.file)
+
+
+def _check_card_values(values: dict, source) -> None:
+    """Class names that are plain names, a positive image size, a numeric threshold: a card may
+    come from anywhere, and its names end up in file names and pages."""
+    names = values["class_names"]
+    if not isinstance(names, list) or len(names) < 2:
+        raise UserError(f"{source}: class_names must be a list of two or more names")
+    for name in names:
+        if not (isinstance(name, str) and PLAIN_NAME.fullmatch(name)) or name in (".", ".."):
+            raise UserError(f"{source}: class name {name!r} is not a plain name (1-100 "
+                            "characters, no slash, backslash or control character)")  # fmt: skip
+    size = values["image_size"]
+    if not (str(size).isdigit() and int(size) > 0):
+        raise UserError(f"{source}: image_size must be a positive whole number, not {size!r}")
+    threshold = values.get("threshold")
+    numeric = isinstance(threshold, int | float) and not isinstance(threshold, bool)
+    if threshold is not None and not numeric:
+        raise UserError(f"{source}: threshold must be a number, not {threshold!r}")
 
 
 def save_artifact(model, card: ModelCard, model_path: str | Path) -> tuple[Path, Path]:

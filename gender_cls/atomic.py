@@ -1,14 +1,21 @@
 """Write files atomically: to a uniquely named temp file beside the target, then rename, so a
-reader never sees half a file and two writers never share a temp file."""
+reader never sees half a file and two writers never share a temp file; and under safe names."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+
+def safe_name(text: str) -> str:
+    """`text` (a class or file name from data or a downloaded card) fit for one path component:
+    letters, digits, '.', '-' and '_' only, never hidden or empty."""
+    return re.sub(r"[^\w.-]", "_", str(text)).lstrip(".") or "_"
 
 
 def temp_path(path: Path) -> Path:

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from gender_cls import artifacts, plots
-from gender_cls.atomic import replacing, write_text
+from gender_cls.atomic import replacing, safe_name, write_text
 from gender_cls.calibration import calibration_metrics, reliability_bins
 from gender_cls.data import DatasetIndex, check_readable, labelled_folder, run_split
 from gender_cls.errors import UserError
@@ -279,7 +279,8 @@ def _copy_misclassified(result: EvaluationResult, indices: np.ndarray, folder: P
     for i in indices:
         source = Path(result.paths[i])
         true, pred = names[result.y_true[i]], names[result.y_pred[i]]
-        target = folder / f"{true}_as_{pred}_{confidence[i]:.3f}_{source.name}"
+        name = f"{true}_as_{pred}_{confidence[i]:.3f}_{source.name}"
+        target = folder / safe_name(name)
         if target.exists():  # same name in two class folders
             target = target.with_name(f"{target.stem}_{i}{target.suffix}")
         shutil.copy2(source, target)

@@ -115,7 +115,8 @@ def _gallery_section(result, indices, out: Path) -> str:
         except ImageReadError:
             continue
         cam = f'<img src="{_file(cams[rank])}" alt="Grad-CAM">' if rank < len(cams) else ""
-        caption = (f"true {names[result.y_true[i]]}, predicted {names[result.y_pred[i]]} "
+        caption = (f"true {escape(names[result.y_true[i]])}, predicted "
+                   f"{escape(names[result.y_pred[i]])} "
                    f"({confidence[i]:.1%})<br>{escape(Path(result.paths[i]).name)}")  # fmt: skip
         cards.append(f'<div class="mistake"><img src="{thumbnail}" alt="mistake">{cam}'
                      f"<div>{caption}</div></div>")  # fmt: skip

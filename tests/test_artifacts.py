@@ -39,6 +39,14 @@ def test_a_minimal_hand_written_card_gets_the_documented_defaults(tmp_path):
      "unknown field(s) tta_views; it was written by a newer gender_cls"),
     ({"class_names": ["a", "b"], "image_size": 64, "config": {"train": {"loss": "mse"}}},
      "loss='mse' is not allowed"),
+    ({"class_names": ["a", "../../escaped"], "image_size": 64}, "'../../escaped' is not a plain"),
+    ({"class_names": ["a", ".."], "image_size": 64}, "'..' is not a plain name"),
+    ({"class_names": ["a", "b\nc"], "image_size": 64}, "is not a plain name"),
+    ({"class_names": "female,male", "image_size": 64}, "class_names must be a list"),
+    ({"class_names": ["a", "b"], "image_size": "abc"}, "image_size must be a positive"),
+    ({"class_names": ["a", "b"], "image_size": 0}, "image_size must be a positive"),
+    ({"class_names": ["a", "b"], "image_size": 64, "threshold": "0.5"}, "threshold must be a"),
+    (["class_names", "image_size"], "not a model card"),
 ])  # fmt: skip
 def test_a_bad_card_is_a_user_error_naming_the_file(tmp_path, raw, message):
     path = tmp_path / "model.json"

@@ -235,3 +235,11 @@ def test_unwritable_output_dir_is_one_line_and_keeps_what_is_there(trained_run, 
     result = CliRunner().invoke(evaluate_command, args)
     assert result.exit_code == 2 and "Not a directory; check that this path" in result.output
     assert "Traceback" not in result.output and blocker.read_text() == "in the way"
+
+
+def test_hostile_class_and_file_names_stay_inside_the_output_and_escaped():
+    from gender_cls.atomic import safe_name
+
+    assert safe_name("../../etc/passwd") == "_.._etc_passwd"
+    assert safe_name(".hidden") == "hidden" and safe_name("") == "_"
+    assert safe_name("<b>male</b> 91%.png") == "_b_male__b__91_.png"
