@@ -124,6 +124,7 @@ def test_killed_run_resumes_and_completes(two_class_data, tmp_path):
             "weights file not found",
         ),
         (["--data_path", "/no/such/folder"], "/no/such/folder: data folder not found"),
+        (["--output_model", "models/mine"], "models/mine: name a .keras"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(two_class_data, tmp_path, extra, message):

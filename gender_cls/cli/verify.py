@@ -41,13 +41,15 @@ def _aggregate_option(default):
 @click.option("--image_size", type=int, default=96, help="Square input size.")
 @click.option(
     "--epochs",
-    type=int,
+    type=click.IntRange(min=1),
     default=120,
     help="Training epochs (cosine schedule); 120 took 23 minutes on 2 CPU cores.",
 )
-@click.option("--batch_size", type=int, default=32, help="Images per batch.")
+@click.option("--batch_size", type=click.IntRange(min=1), default=32, help="Images per batch.")
 @click.option("--lr", type=float, default=3e-3, help="Peak learning rate.")
-@click.option("--embedding_dim", type=int, default=128, help="Size of the embedding.")
+@click.option(
+    "--embedding_dim", type=click.IntRange(min=1), default=128, help="Size of the embedding."
+)
 @click.option("--loss", type=click.Choice(LOSSES), default="cosface",
               help="cosface (an additive cosine margin over the training people) or triplet "
                    "(semi-hard triplets in batches of --images_per_person images per person).")  # fmt: skip
