@@ -6,6 +6,7 @@ from pathlib import Path
 
 import cv2
 
+from gender_cls.atomic import safe_name
 from gender_cls.images import read_image
 
 
@@ -30,7 +31,7 @@ def save_annotated(predictions, out_dir: str | Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for p in predictions:
-        target = out / f"{Path(p.path).stem}_{p.label}.png"
+        target = out / safe_name(f"{Path(p.path).stem}_{p.label}.png")
         rgb = read_image(p.path)
         if p.face_box:  # the face the prediction was made on
             x0, y0, x1, y1 = (round(v) for v in p.face_box)

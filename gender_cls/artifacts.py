@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
+import re
 import shutil
-import tempfile
+import sys
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gender_cls.atomic import replacing, write_text
 from gender_cls.config import FaceCrop, RunConfig
 from gender_cls.errors import UserError
 
@@ -26,24 +31,43 @@ RUN_ENTRIES = (MODEL_FILE, META_FILE, CONFIG_FILE, STATE_FILE, SPLIT_FILE, HISTO
                NO_FACE_FILE, "training_plots", "checkpoints", "logs")  # fmt: skip
 MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".tflite", ".onnx")
 EMBEDDED_CARD = "gender_cls.json"  # the card inside a .keras zip, or an attribute of a .h5 file
+PLAIN_NAME = re.compile(r"[^/\\\x00-\x1f\x7f]{1,100}")  # a class name from a card
+LOCK_FILE = ".lock"  # the writer's lock of a run folder; names the process that holds it
+_held_locks: set[Path] = set()
 
 
 def write_json(data: Any, path: str | Path) -> None:
     """Write JSON atomically: a temp file beside the target, then rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as handle:
-        json.dump(data, handle, indent=2, default=str)
-        handle.write("\n")
-    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; other files follow the umask
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
+@contextmanager
+def run_lock(folder: str | Path) -> Iterator[None]:
+    """Hold the folder's writer lock for the block: an OS file lock, released by the kernel when
+    its process ends, so a dead holder's lock is simply taken over. Another live holder is a
+    UserError naming it. Re-entrant within a process (training's export takes it again)."""
+    folder = Path(folder).resolve()
+    if folder in _held_locks:
+        yield
+        return
+    folder.mkdir(parents=True, exist_ok=True)
+    fd = os.open(folder / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.pread(fd, 300, 0).decode(errors="replace").strip() or "another process"
+        os.close(fd)
+        raise UserError(f"{folder}: in use by {holder}; wait until it ends, or use another "
+                        "folder") from None  # fmt: skip
+    command = " ".join(Path(a).name if i == 0 else a for i, a in enumerate(sys.argv))
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, f"process {os.getpid()} ({command[:200]})".encode(), 0)
+    _held_locks.add(folder)
+    try:
+        yield
+    finally:
+        _held_locks.discard(folder)
+        os.close(fd)  # releases the lock
 
 
 def read_json(path: str | Path) -> dict:
@@ -57,14 +81,11 @@ def read_json(path: str | Path) -> dict:
 
 def save_model(model, path: str | Path, card: ModelCard | None = None) -> Path:
     """Save a Keras model atomically (.keras, or legacy HDF5 for .h5), with `card` inside."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    model.save(tmp)
-    if card is not None:
-        _embed_card(tmp, card)
-    os.replace(tmp, path)
-    return path
+    with replacing(path) as temp:
+        model.save(temp)
+        if card is not None:
+            _embed_card(temp, card)
+    return Path(path)
 
 
 def _embed_card(model_file: Path, card: ModelCard) -> None:
@@ -89,10 +110,9 @@ def _embed_card(model_file: Path, card: ModelCard) -> None:
 def update_card(model: ModelRef, card: ModelCard) -> None:
     """Write a changed card (a new threshold, a temperature) beside the model and inside it."""
     if model.file.suffix.lower() in (".keras", ".h5", ".hdf5"):
-        tmp = model.file.with_name(f".{model.file.stem}.tmp{model.file.suffix}")
-        shutil.copyfile(model.file, tmp)
-        _embed_card(tmp, card)
-        os.replace(tmp, model.file)
+        with replacing(model.file) as temp:
+            shutil.copyfile(model.file, temp)
+            _embed_card(temp, card)
     card.save(model.card_path)
 
 
@@ -173,6 +193,8 @@ class ModelCard:
     @classmethod
     def from_dict(cls, raw: dict, source: str | Path = "model.json") -> ModelCard:
         """Read a card; a missing required field or an unknown one is a UserError naming it."""
+        if not isinstance(raw, dict):
+            raise UserError(f"{source}: not a model card (a JSON object with class_names)")
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(raw) - known - {"input", "output"})
         if unknown:
@@ -193,6 +215,7 @@ class ModelCard:
                 values["face_crop"] = FaceCrop(**values["face_crop"])
             except TypeError:
                 raise UserError(f"{source}: face_crop must be {{detector, margin}}") from None
+        _check_card_values(values, source)
         card = cls(**values)
         card.class_names, card.image_size = list(card.class_names), int(card.image_size)
         return card
@@ -217,6 +240,25 @@ class ModelRef:
     @property
     def card_path(self) -> Path:
         return metadata_path(self.file)
+
+
+def _check_card_values(values: dict, source) -> None:
+    """Class names that are plain names, a positive image size, a numeric threshold: a card may
+    come from anywhere, and its names end up in file names and pages."""
+    names = values["class_names"]
+    if not isinstance(names, list) or len(names) < 2:
+        raise UserError(f"{source}: class_names must be a list of two or more names")
+    for name in names:
+        if not (isinstance(name, str) and PLAIN_NAME.fullmatch(name)) or name in (".", ".."):
+            raise UserError(f"{source}: class name {name!r} is not a plain name (1-100 "
+                            "characters, no slash, backslash or control character)")  # fmt: skip
+    size = values["image_size"]
+    if not (str(size).isdigit() and int(size) > 0):
+        raise UserError(f"{source}: image_size must be a positive whole number, not {size!r}")
+    threshold = values.get("threshold")
+    numeric = isinstance(threshold, int | float) and not isinstance(threshold, bool)
+    if threshold is not None and not numeric:
+        raise UserError(f"{source}: threshold must be a number, not {threshold!r}")
 
 
 def save_artifact(model, card: ModelCard, model_path: str | Path) -> tuple[Path, Path]:
@@ -263,6 +305,37 @@ def prepare_run_dir(run_dir: str | Path, overwrite: bool = False, resume: bool =
         shutil.rmtree(target) if target.is_dir() else target.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
+
+
+def run_entries(run_dir: Path) -> list[Path]:
+    """What a run wrote in its folder: RUN_ENTRIES, its face cache and its exports (model*)."""
+    if not run_dir.is_dir():
+        return []
+    names = {*RUN_ENTRIES, "face_cache"}
+    return sorted(p for p in run_dir.iterdir() if p.name in names or p.name.startswith("model"))
+
+
+def staging_dir(run_dir: Path) -> Path:
+    """A fresh folder inside a locked run to train its replacement in; those left by killed
+    runs are removed (the lock says no one else uses them)."""
+    for left in run_dir.glob(".new-*"):
+        shutil.rmtree(left, ignore_errors=True)
+    staging = run_dir / f".new-{os.getpid()}"
+    staging.mkdir()
+    return staging
+
+
+def swap_in(staging: Path, run_dir: Path) -> None:
+    """Replace every entry of the old run (stale exports included) by the new run's."""
+    old = run_dir / f".old-{os.getpid()}"
+    old.mkdir()
+    for entry in run_entries(run_dir):
+        entry.rename(old / entry.name)
+    for entry in staging.iterdir():
+        if entry.name != LOCK_FILE:
+            entry.rename(run_dir / entry.name)
+    shutil.rmtree(old)
+    shutil.rmtree(staging)
 
 
 def discard_run(run_dir: Path, created: bool) -> None:

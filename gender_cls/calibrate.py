@@ -23,6 +23,13 @@ def calibrate_model(
     if card is None or card.config is None:
         raise UserError(f"{model.file}: calibration needs a model trained by gender_cls (its run's "
                         "split.json holds the validation images)")  # fmt: skip
+    with artifacts.run_lock(model.file.parent):
+        return _calibrate(artifacts.resolve_model(model.file), threshold_metric, **options)
+
+
+def _calibrate(model: artifacts.ModelRef, threshold_metric: str | None, **options) -> dict:
+    """calibrate_model's work, under the folder's lock, on the card as it is now."""
+    card = model.card
     found = evaluate(model, split="val", calibrated=False, **options)
     metric = threshold_metric or card.config.train.threshold_metric
     report = validation_report(found.y_true, found.probabilities, card.class_names, metric,

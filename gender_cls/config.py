@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gender_cls.atomic import write_text
 from gender_cls.errors import UserError
 
 BALANCE_CHOICES = ("none", "oversample", "class_weight", "both")  # both: oversample + weights
@@ -330,7 +331,7 @@ class RunConfig:
         return cls(**kwargs)
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_dict(), indent=2) + "\n")
+        write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> RunConfig:

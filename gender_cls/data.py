@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gender_cls.atomic import write_text
 from gender_cls.errors import UserError
 from gender_cls.images import ImageReadError, is_image_file, read_image
 
@@ -78,13 +79,19 @@ class DatasetIndex:
         }
 
     def save(self, path: str | Path) -> None:
-        Path(path).write_text(json.dumps(self.to_json(), indent=1) + "\n")
+        write_text(path, json.dumps(self.to_json(), indent=1) + "\n")
 
     @classmethod
     def load(cls, path: str | Path) -> DatasetIndex:
-        raw = json.loads(Path(path).read_text())
-        splits = {k: Split(v["paths"], v["labels"]) for k, v in raw["splits"].items()}
-        return cls(raw["root"], raw["class_names"], splits, raw["layout"])
+        """A split.json written by training; a damaged one is a UserError naming it."""
+        try:
+            raw = json.loads(Path(path).read_text())
+            splits = {k: Split(list(v["paths"]), list(v["labels"]))
+                      for k, v in raw["splits"].items()}  # fmt: skip
+            return cls(raw["root"], list(raw["class_names"]), splits, raw["layout"])
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
+            raise UserError(f"{path}: not a readable split file ({type(error).__name__}: "
+                            f"{error}); train again without --resume / --split") from None  # fmt: skip
 
 
 def _find_split_folder(root: Path, split: str) -> Path | None:

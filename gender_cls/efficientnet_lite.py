@@ -12,6 +12,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from gender_cls.atomic import replacing
 from gender_cls.errors import UserError
 from gender_cls.torch_pickle import read_state_dict
 
@@ -166,14 +167,11 @@ def load_imagenet(model: keras.Model, variant: int) -> None:
 
 def _write_cache(model: keras.Model, path: Path) -> None:
     """Save the converted weights atomically; a cache that cannot be written only warns."""
-    temp = path.with_name(f".{path.stem}.{os.getpid()}.tmp.weights.h5")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        model.save_weights(temp)
-        os.replace(temp, path)
+        with replacing(path) as temp:
+            model.save_weights(temp)
     except OSError as error:
         log.warning("could not cache the converted weights at %s (%s)", path, error)
-        temp.unlink(missing_ok=True)
 
 
 def build_base(variant: int, image_size: int, weights: str | None) -> keras.Model:

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from gender_cls import artifacts, plots
+from gender_cls.atomic import replacing, safe_name, write_text
 from gender_cls.calibration import calibration_metrics, reliability_bins
 from gender_cls.data import DatasetIndex, check_readable, labelled_folder, run_split
 from gender_cls.errors import UserError
@@ -211,14 +212,14 @@ def write_outputs(
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     report = out / "classification_report.txt"
-    report.write_text(result.full_report())
+    write_text(report, result.full_report())
     written = [report]
     artifacts.write_json(result.metrics, out / "metrics.json")
     written.append(out / "metrics.json")
     written.append(_write_predictions(result, out / "predictions.csv"))
     if result.faces is not None and result.faces.no_face:
         no_face = out / artifacts.NO_FACE_FILE
-        no_face.write_text("\n".join(result.faces.no_face) + "\n")
+        write_text(no_face, "\n".join(result.faces.no_face) + "\n")
         written.append(no_face)
     if "groups" in result.metrics:
         written += _write_groups(result, out)
@@ -249,7 +250,7 @@ def _write_groups(result: EvaluationResult, out: Path) -> list[Path]:
     """fairness_report.txt and one bar chart per attribute."""
     table = result.metrics["groups"]
     report = out / "fairness_report.txt"
-    report.write_text(format_report(table, result.class_names))
+    write_text(report, format_report(table, result.class_names))
     charts = [
         plots.group_bars(attribute, entry, result.class_names, out / f"groups_{attribute}.png")
         for attribute, entry in table.items()
@@ -259,7 +260,7 @@ def _write_groups(result: EvaluationResult, out: Path) -> list[Path]:
 
 def _write_predictions(result: EvaluationResult, path: Path) -> Path:
     names, confidence = result.class_names, result.confidence()
-    with path.open("w", newline="") as handle:
+    with replacing(path) as temp, temp.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "true_label", "predicted_label", "confidence"]
                         + [f"p_{n}" for n in names])  # fmt: skip
@@ -278,7 +279,8 @@ def _copy_misclassified(result: EvaluationResult, indices: np.ndarray, folder: P
     for i in indices:
         source = Path(result.paths[i])
         true, pred = names[result.y_true[i]], names[result.y_pred[i]]
-        target = folder / f"{true}_as_{pred}_{confidence[i]:.3f}_{source.name}"
+        name = f"{true}_as_{pred}_{confidence[i]:.3f}_{source.name}"
+        target = folder / safe_name(name)
         if target.exists():  # same name in two class folders
             target = target.with_name(f"{target.stem}_{i}{target.suffix}")
         shutil.copy2(source, target)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from gender_cls import artifacts
+from gender_cls.atomic import replacing
 from gender_cls.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,7 @@ def export_model(
 ) -> dict:
     """Write the exported model, check it against Keras on `samples` (default: training images
     of its run), record it in its .json; returns the record."""
-    from gender_cls.runners import load_keras_model, open_exported
+    from gender_cls.runners import load_keras_model
 
     if fmt not in FORMATS:
         raise UserError(f"unknown format '{fmt}'; choose one of: {', '.join(FORMATS)}")
@@ -72,11 +73,25 @@ def export_model(
         raise UserError(f"{ref.file}: export needs the model's .json beside it")
     if ref.file.suffix.lower() in (".tflite", ".onnx"):
         raise UserError(f"{ref.file}: already an export; pass the run directory or its .keras")
-    card = ref.card
-    if samples is None:
-        samples = sample_images(ref.file.parent, card, 32)
     target = export_path(ref.file, fmt, quantize)
-    model = load_keras_model(ref.file)
+    with artifacts.run_lock(ref.file.parent):
+        if samples is None:
+            samples = sample_images(ref.file.parent, ref.card, 32)
+        model = load_keras_model(ref.file)
+        with replacing(target) as temp:
+            record = {"file": target.name, **_export(model, fmt, quantize, samples, temp)}
+        card = artifacts.resolve_model(ref.file).card  # re-read under the lock: no lost update
+        card.exports[fmt if not quantize else f"{fmt}_{quantize}"] = record
+        card.save(ref.card_path)
+    log.debug("exported %s (%s)", target, record)
+    return record
+
+
+def _export(model, fmt: str, quantize: str | None, samples: np.ndarray, target: Path) -> dict:
+    """Write `model` to `target` in `fmt`; the record, with its largest output difference
+    from Keras on `samples` for the formats that run here."""
+    from gender_cls.runners import open_exported
+
     if fmt == "tflite":
         model.export(
             str(target), format="litert", verbose=False, **_quantize_options(quantize, samples)
@@ -90,14 +105,11 @@ def export_model(
                             f"({error})") from None  # fmt: skip
     else:
         model.export(str(target), format="tf_saved_model", verbose=False)
-    record = {"file": target.name, "format": fmt, "quantize": quantize, "created": artifacts.now()}
+    record = {"format": fmt, "quantize": quantize, "created": artifacts.now()}
     if fmt in ("tflite", "onnx"):
         exported_out = open_exported(target).predict(samples)
         keras_out = model.predict(samples, verbose=0)
         record["max_abs_diff_vs_keras"] = float(np.max(np.abs(keras_out - exported_out)))
-    card.exports[fmt if not quantize else f"{fmt}_{quantize}"] = record
-    card.save(ref.card_path)
-    log.debug("exported %s (%s)", target, record)
     return record
 
 

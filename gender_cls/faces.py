@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import logging
 import os
 import threading
 from collections.abc import Callable, Iterable
@@ -20,6 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from gender_cls.atomic import replacing, write_text
 from gender_cls.config import FaceCrop
 from gender_cls.data import Split
 from gender_cls.errors import UserError, silenced_stderr
@@ -29,6 +31,8 @@ from gender_cls.images import ImageReadError, read_image
 TEMPLATE_112 = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [56.1396, 92.2848]], np.float32
 )
+log = logging.getLogger(__name__)
+CROP_VERSION = 2  # part of every crop cache key: change it when the cropping code changes
 DETECTION_PAD = 0.1  # tight crops: pad each side by this share before detecting
 
 
@@ -258,7 +262,8 @@ class CropCache:
     def _key(self, path: str) -> str:
         stat = os.stat(path)
         raw = f"{Path(path).resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{self.crop.detector}|"
-        return hashlib.sha1(f"{raw}{self.crop.margin}|{self.size}".encode()).hexdigest()
+        raw += f"{self.crop.margin}|{self.size}|v{CROP_VERSION}"
+        return hashlib.sha1(raw.encode()).hexdigest()
 
     def get(self, path: str) -> CropResult:
         """The cached crop of `path`, detecting and aligning it on a miss."""
@@ -268,7 +273,10 @@ class CropCache:
             return CropResult(path, None, str(error))
         crop_file, none_file = self.folder / f"{key}.png", self.folder / f"{key}.noface"
         if crop_file.is_file():
-            return CropResult(path, str(crop_file))
+            if cv2.imread(str(crop_file)) is not None:
+                return CropResult(path, str(crop_file))
+            log.warning("%s: damaged face crop of %s in the cache; cropping again", crop_file, path)
+            crop_file.unlink(missing_ok=True)
         if none_file.is_file():
             return CropResult(path, None)
         if self._cropper is None:
@@ -282,9 +290,9 @@ class CropCache:
         if aligned is None:
             none_file.touch()
             return CropResult(path, None)
-        tmp = crop_file.with_name(f".{crop_file.name}.{threading.get_ident()}.png")
-        cv2.imwrite(str(tmp), cv2.cvtColor(aligned, cv2.COLOR_RGB2BGR))
-        os.replace(tmp, crop_file)
+        with replacing(crop_file) as temp:
+            if not cv2.imwrite(str(temp), cv2.cvtColor(aligned, cv2.COLOR_RGB2BGR)):
+                return CropResult(path, None, f"could not write its crop to {self.folder}")
         return CropResult(path, str(crop_file))
 
     def get_many(
@@ -387,6 +395,6 @@ def crop_tree(src: str | Path, dst: str | Path, crop: FaceCrop, size: int,
     unreadable = [(p, error) for p, _, error in results if error is not None]
     written = [p for p, found, _ in results if found or (found is False and fallback == "full")]
     if no_face:
-        (dst / "no_face_found.txt").write_text("\n".join(no_face) + "\n")
+        write_text(dst / "no_face_found.txt", "\n".join(no_face) + "\n")
     return CropReport(len(results) - len(no_face) - len(unreadable), no_face, fallback,
                       unreadable, written)  # fmt: skip

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import tensorflow as tf
 
@@ -11,6 +13,7 @@ from gender_cls.data import Split
 from gender_cls.images import load_image
 
 AUTOTUNE = tf.data.AUTOTUNE
+SPARE = 2  # passes over the files an epoch may use when some of them break after the check
 assert_cardinality = tf.data.experimental.assert_cardinality
 
 
@@ -105,30 +108,33 @@ def make_dataset(
         elif oversample:
             ds, epoch = _oversampled(split, targets, num_classes, image_size, resize, cache, seed)
         else:
-            ds = _source(split.paths, targets, image_size, resize, cache, seed).repeat()
+            ds = _source(split.paths, targets, image_size, resize, cache, seed).repeat(SPARE)
             epoch = len(split)
-        # Endless stream, then take: an epoch keeps its length even if a file was dropped.
+        # A longer stream, then take: an epoch keeps its length when a few files break; when
+        # too many break the stream ends early and assert_cardinality fails (never an endless
+        # search for readable images).
         ds = _load(ds, image_size, resize, cache, augment, seed).take(epoch)
         ds = ds.apply(assert_cardinality(epoch))
     ds = ds.batch(batch_size).map(lambda x, y: (tf.cast(x, tf.float32), y))
     return ds.prefetch(AUTOTUNE)
 
 
-def _endless_classes(split, targets, num_classes, image_size, resize, cache, seed):
-    """One endless, shuffled (path, target) dataset per class."""
+def _repeated_classes(split, targets, num_classes, image_size, resize, cache, seed):
+    """One shuffled (path, target) dataset per class, repeated SPARE times as often as an epoch
+    of the whole split could draw from that class (finite: see make_dataset)."""
     labels = np.asarray(split.labels)
     per_class = []
     for label in range(num_classes):
         idx = np.flatnonzero(labels == label)
         paths = [split.paths[i] for i in idx]
         source = _source(paths, targets[idx], image_size, resize, cache, seed + label)
-        per_class.append(source.repeat())
+        per_class.append(source.repeat(SPARE * math.ceil(len(split) * num_classes / len(idx))))
     return per_class
 
 
 def _grouped(split, targets, num_classes, k, image_size, resize, cache, seed):
-    """Endless runs of K images of one class, the classes drawn at random."""
-    per_class = _endless_classes(split, targets, num_classes, image_size, resize, cache, seed)
+    """Runs of K images of one class, the classes drawn at random."""
+    per_class = _repeated_classes(split, targets, num_classes, image_size, resize, cache, seed)
     classes = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True)
     choice = classes.map(lambda r: r % num_classes).flat_map(
         lambda c: tf.data.Dataset.from_tensors(c).repeat(k)
@@ -137,9 +143,9 @@ def _grouped(split, targets, num_classes, k, image_size, resize, cache, seed):
 
 
 def _oversampled(split, targets, num_classes, image_size, resize, cache, seed):
-    """Every class repeated endlessly and drawn with equal probability; returns (ds, epoch size)."""
+    """Every class repeated and drawn with equal probability; returns (ds, epoch size)."""
     labels = np.asarray(split.labels)
-    per_class = _endless_classes(split, targets, num_classes, image_size, resize, cache, seed)
+    per_class = _repeated_classes(split, targets, num_classes, image_size, resize, cache, seed)
     epoch_size = int(np.bincount(labels, minlength=num_classes).max()) * num_classes
     weights = [1.0 / num_classes] * num_classes
     ds = tf.data.Dataset.sample_from_datasets(

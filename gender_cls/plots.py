@@ -9,11 +9,14 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from gender_cls.atomic import replacing
+
 
 def _save(fig, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    with replacing(path) as temp:
+        fig.savefig(temp, dpi=110)
     plt.close(fig)
     return path
 

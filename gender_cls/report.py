@@ -10,6 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from gender_cls.atomic import write_text
 from gender_cls.images import ImageReadError, load_image
 
 PLOTS = (("confusion_matrix.png", "Confusion matrix"), ("roc_curve.png", "ROC curve"),
@@ -114,7 +115,8 @@ def _gallery_section(result, indices, out: Path) -> str:
         except ImageReadError:
             continue
         cam = f'<img src="{_file(cams[rank])}" alt="Grad-CAM">' if rank < len(cams) else ""
-        caption = (f"true {names[result.y_true[i]]}, predicted {names[result.y_pred[i]]} "
+        caption = (f"true {escape(names[result.y_true[i]])}, predicted "
+                   f"{escape(names[result.y_pred[i]])} "
                    f"({confidence[i]:.1%})<br>{escape(Path(result.paths[i]).name)}")  # fmt: skip
         cards.append(f'<div class="mistake"><img src="{thumbnail}" alt="mistake">{cam}'
                      f"<div>{caption}</div></div>")  # fmt: skip
@@ -137,5 +139,5 @@ def write_report(result, out_dir: str | Path, shown: int = 60) -> Path:
             f"<h1>Evaluation of {escape(str(m['model_path']))}</h1>{''.join(sections)}"
             "</body></html>")  # fmt: skip
     path = out / "report.html"
-    path.write_text(page)
+    write_text(path, page)
     return path

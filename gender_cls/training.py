@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import logging
 import math
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from gender_cls import artifacts, metrics, plots
+from gender_cls.atomic import replacing, write_text
 from gender_cls.augment_layer import resolve_placement, with_augmentation
 from gender_cls.backbones import get_backbone
 from gender_cls.config import (
@@ -260,8 +264,8 @@ def _prepare_layers(model: keras.Model, phase: Phase) -> None:
 
 def _load_index(config: RunConfig, run_dir: Path, resume: bool) -> DatasetIndex:
     split_file = run_dir / artifacts.SPLIT_FILE
-    if resume and split_file.is_file():
-        return DatasetIndex.load(split_file)  # the same split as before the interruption
+    if resume and split_file.is_file():  # the same split as before the interruption, re-checked
+        return check_readable(DatasetIndex.load(split_file))
     index = check_readable(discover(config.data.data_path, config.data.val_split, config.data.seed))
     index.save(split_file)
     return index
@@ -291,20 +295,45 @@ def train(
     """Train a classifier as `config` says and write the run directory; returns what it wrote."""
     if resume:
         run_dir = artifacts.prepare_run_dir(config.train.output_dir, resume=True)
-        config = RunConfig.load(run_dir / artifacts.CONFIG_FILE)
-        check_before_work(config)
-        return _train(config, run_dir, True, output_model, verbose)
+        with artifacts.run_lock(run_dir):
+            config = RunConfig.load(run_dir / artifacts.CONFIG_FILE)
+            check_before_work(config)
+            return _train(config, run_dir, True, output_model, verbose)
     check_before_work(config)
     run_dir = Path(config.train.output_dir)
     created = not run_dir.exists()
-    artifacts.prepare_run_dir(run_dir, overwrite)
+    with artifacts.run_lock(run_dir):
+        if overwrite and artifacts.run_entries(run_dir):
+            return _train_beside(config, run_dir, output_model, verbose)
+        artifacts.prepare_run_dir(run_dir, overwrite)
+        try:
+            config.save(run_dir / artifacts.CONFIG_FILE)
+            return _train(config, run_dir, False, output_model, verbose)
+        except BaseException:
+            if not (run_dir / artifacts.HISTORY_FILE).is_file():  # failed before its 1st epoch
+                artifacts.discard_run(run_dir, created)
+            raise
+
+
+def _train_beside(
+    config: RunConfig, run_dir: Path, output_model: str | None, verbose: int | str
+) -> TrainingResult:
+    """--overwrite of a run: train in a staging folder inside it and swap the new run in only
+    once it is complete, so a run that fails leaves the old one as it was."""
+    staging = artifacts.staging_dir(run_dir)
     try:
-        config.save(run_dir / artifacts.CONFIG_FILE)
-        return _train(config, run_dir, False, output_model, verbose)
+        config.save(staging / artifacts.CONFIG_FILE)
+        result = _train(config, staging, False, output_model, verbose)
     except BaseException:
-        if not (run_dir / artifacts.HISTORY_FILE).is_file():  # failed before its first epoch
-            artifacts.discard_run(run_dir, created)
+        shutil.rmtree(staging, ignore_errors=True)
         raise
+    artifacts.swap_in(staging, run_dir)
+
+    def moved(path: Path) -> Path:
+        return run_dir / path.relative_to(staging) if path.is_relative_to(staging) else path
+
+    return dataclasses.replace(result, run_dir=run_dir, model_path=moved(result.model_path),
+                               written=[moved(p) for p in result.written])  # fmt: skip
 
 
 def _train(
@@ -432,7 +461,7 @@ def _crop_faces(index: DatasetIndex, config: RunConfig, run_dir: Path, image_siz
         log.info("face crop, %s: %s", name, report.summary())
         not_found += report.no_face
     if not_found:
-        (run_dir / artifacts.NO_FACE_FILE).write_text("\n".join(not_found) + "\n")
+        write_text(run_dir / artifacts.NO_FACE_FILE, "\n".join(not_found) + "\n")
 
 
 def fit_phases(
@@ -473,14 +502,23 @@ def fit_phases(
                 metrics=make_metrics(num_classes),
                 jit_compile=config.train.jit,
             )
-        history = fit_model.fit(
-            fit_train, validation_data=fit_val, initial_epoch=epoch, epochs=epoch + phase.epochs,
-            callbacks=make_callbacks(run_dir, phase, config.train, None if cached else model),
-            class_weight=data.class_weights, verbose=verbose, shuffle=False,
-        )  # fmt: skip
+        try:
+            history = fit_model.fit(
+                fit_train, validation_data=fit_val, initial_epoch=epoch,
+                epochs=epoch + phase.epochs,
+                callbacks=make_callbacks(run_dir, phase, config.train, None if cached else model),
+                class_weight=data.class_weights, verbose=verbose, shuffle=False,
+            )  # fmt: skip
+        except tf.errors.FailedPreconditionError as error:  # assert_cardinality: files broke
+            if "expected to contain" not in str(error):
+                raise
+            raise UserError(f"{config.data.data_path}: too many training images became "
+                            "unreadable during training for an epoch to fill; check the "
+                            "files and train again") from None  # fmt: skip
         end_epoch = history.epoch[-1] + 1 if history.epoch else epoch + phase.epochs
         weights_file = f"checkpoints/{phase.name}.weights.h5"
-        model.save_weights(run_dir / weights_file)
+        with replacing(run_dir / weights_file) as temp:
+            model.save_weights(temp)
         state["phases"][phase.name] = {"end_epoch": end_epoch, "weights": weights_file}
         artifacts.write_json(state, state_path)
         _log_phase(phase, history.history, epoch, end_epoch, time.perf_counter() - start)

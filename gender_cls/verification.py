@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from gender_cls import artifacts
+from gender_cls.atomic import replacing
 from gender_cls.config import RunConfig
 from gender_cls.data import DatasetIndex, Split, check_readable, list_images, scan_class_folders
 from gender_cls.errors import UserError
@@ -182,11 +183,6 @@ def train_verifier(
     """Train on the identity folders of config.data.data_path; write embedder.keras,
     base.weights.h5 and verifier.json (threshold tuned on held-out people) to the output dir,
     which must not hold another run unless `overwrite`."""
-    from gender_cls.models import get_base
-    from gender_cls.pipeline import make_dataset
-    from gender_cls.thresholds import tune_threshold
-    from gender_cls.training import Phase, make_optimizer
-
     d, t = config.data, config.train
     start = time.perf_counter()
     if (Path(t.output_dir) / CARD_FILE).exists() and not overwrite:
@@ -196,6 +192,20 @@ def train_verifier(
     if triplet and (options.images_per_person < 2 or d.batch_size % options.images_per_person):
         raise UserError(f"--images_per_person {options.images_per_person} must be 2 or more and "
                         f"divide --batch_size {d.batch_size}")  # fmt: skip
+    with artifacts.run_lock(t.output_dir):
+        return _fit_verifier(config, options, verbose, overwrite, start)
+
+
+def _fit_verifier(config: RunConfig, options: VerifierOptions, verbose, overwrite: bool,
+                  start: float) -> dict:  # fmt: skip
+    """train_verifier's work, in its locked output folder."""
+    from gender_cls.models import get_base
+    from gender_cls.pipeline import make_dataset
+    from gender_cls.thresholds import tune_threshold
+    from gender_cls.training import Phase, make_optimizer
+
+    d, t = config.data, config.train
+    triplet = options.loss == "triplet"
     out = artifacts.prepare_run_dir(t.output_dir, overwrite=overwrite)  # refuses a classifier run
     shutil.rmtree(out / GALLERY_CACHE, ignore_errors=True)  # an earlier embedder's vectors
     keras.utils.set_random_seed(d.seed)
@@ -225,7 +235,8 @@ def train_verifier(
     threshold = tune_threshold(labels, scores, "balanced_accuracy")
     held_out = verification_metrics(labels, scores, threshold, top1_correct=[])
     artifacts.save_model(embedder, out / EMBEDDER_FILE)
-    get_base(embedder).save_weights(out / BASE_WEIGHTS)
+    with replacing(out / BASE_WEIGHTS) as temp:
+        get_base(embedder).save_weights(temp)
     card = {
         "image_size": size, "embedding_dim": options.embedding_dim, "threshold": threshold,
         "threshold_source": "tuned on held-out people (balanced accuracy)",
@@ -271,19 +282,24 @@ def _file_key(path: str) -> str:
 
 
 def _read_cache(cache: Path) -> dict[str, np.ndarray]:
+    """The cached vectors; a damaged cache is dropped (logged) and rebuilt by the caller."""
+    if not cache.is_file():
+        return {}
     try:
         with np.load(cache) as saved:
             return dict(zip(saved["keys"].tolist(), saved["vectors"], strict=True))
-    except (OSError, ValueError, KeyError):  # absent or damaged: embed again
+    except Exception as error:  # truncated or foreign: BadZipFile, EOFError, ValueError...
+        log.warning("%s: damaged gallery cache (%s: %s); embedding again", cache,
+                    type(error).__name__, error)  # fmt: skip
+        cache.unlink(missing_ok=True)
         return {}
 
 
 def _write_cache(cache: Path, vectors: dict[str, np.ndarray]) -> None:
     try:
         cache.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cache.with_name(f".{cache.stem}.tmp.npz")
-        np.savez(tmp, keys=np.asarray(list(vectors)), vectors=np.stack(list(vectors.values())))
-        tmp.replace(cache)
+        with replacing(cache) as temp:
+            np.savez(temp, keys=np.asarray(list(vectors)), vectors=np.stack(list(vectors.values())))
     except OSError as error:
         log.warning("could not cache the gallery's embeddings in %s (%s); they will be "
                     "computed again next time", cache.parent, error)  # fmt: skip
@@ -386,7 +402,7 @@ def evaluate_verifier(run, gallery_dir, probes_dir, out_dir, aggregate: str | No
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     artifacts.write_json(result, out / "metrics.json")
-    with (out / "predictions.csv").open("w", newline="") as handle:
+    with replacing(out / "predictions.csv") as temp, temp.open("w", newline="") as handle:
         writer = csv.writer(handle)
         writer.writerow(["path", "identity", "kind", "best_identity", "similarity", "match"])
         for p, t, k, g, s in zip(paths, truth, kinds, guess, best, strict=True):

@@ -39,6 +39,14 @@ def test_a_minimal_hand_written_card_gets_the_documented_defaults(tmp_path):
      "unknown field(s) tta_views; it was written by a newer gender_cls"),
     ({"class_names": ["a", "b"], "image_size": 64, "config": {"train": {"loss": "mse"}}},
      "loss='mse' is not allowed"),
+    ({"class_names": ["a", "../../escaped"], "image_size": 64}, "'../../escaped' is not a plain"),
+    ({"class_names": ["a", ".."], "image_size": 64}, "'..' is not a plain name"),
+    ({"class_names": ["a", "b\nc"], "image_size": 64}, "is not a plain name"),
+    ({"class_names": "female,male", "image_size": 64}, "class_names must be a list"),
+    ({"class_names": ["a", "b"], "image_size": "abc"}, "image_size must be a positive"),
+    ({"class_names": ["a", "b"], "image_size": 0}, "image_size must be a positive"),
+    ({"class_names": ["a", "b"], "image_size": 64, "threshold": "0.5"}, "threshold must be a"),
+    (["class_names", "image_size"], "not a model card"),
 ])  # fmt: skip
 def test_a_bad_card_is_a_user_error_naming_the_file(tmp_path, raw, message):
     path = tmp_path / "model.json"
@@ -83,3 +91,70 @@ def test_json_artifacts_follow_the_umask_like_model_files(tmp_path):
         os.umask(old)
     assert (tmp_path / "metrics.json").stat().st_mode & 0o777 == 0o644
     assert (tmp_path / "model.keras").stat().st_mode & 0o777 == 0o644
+
+
+HOLD_LOCK = """
+import sys, time
+from gender_cls.artifacts import run_lock
+with run_lock(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+@pytest.fixture
+def locked_run(tmp_path):
+    """A run folder whose lock another live process holds; yields (folder, process)."""
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    run.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run)], stdout=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield run, holder
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+
+
+def test_a_second_writer_is_refused_and_a_dead_holders_lock_is_taken_over(locked_run):
+    from gender_cls.artifacts import run_lock
+
+    run, holder = locked_run
+    with pytest.raises(UserError, match=rf"run: in use by process {holder.pid} \(-c "):
+        with run_lock(run):
+            pass
+    holder.kill()
+    holder.wait(timeout=30)
+    with run_lock(run), run_lock(run):  # taken over; and re-entrant in one process
+        assert str(__import__("os").getpid()) in (run / ".lock").read_text()
+
+
+def test_commands_on_a_run_in_use_are_one_line_and_exit_2_and_change_nothing(locked_run):
+    from click.testing import CliRunner
+    from conftest import make_image_tree
+
+    from gender_cls.cli import calibrate_command, export_command, train_command
+
+    run, holder = locked_run
+    data = make_image_tree(run.parent / "data", {"female": 4, "male": 4})
+    (run / "config.json").write_text(json.dumps(RunConfig().to_dict(), default=str))
+    card = {"class_names": ["a", "b"], "image_size": 32, "config": RunConfig().to_dict()}
+    (run / "model.json").write_text(json.dumps(card, default=str))
+    (run / "model.keras").write_bytes(b"a model")
+    before = {p.name: p.read_bytes() for p in run.iterdir()}
+    for command, args in [
+        (train_command, ["--output_dir", str(run), "--resume"]),
+        (train_command, ["--data_path", str(data), "--output_dir", str(run), "--overwrite",
+                         "--weights", "none"]),
+        (export_command, ["--model_path", str(run)]),
+        (calibrate_command, ["--model_path", str(run)]),
+    ]:  # fmt: skip
+        result = CliRunner().invoke(command, args)
+        assert result.exit_code == 2, (args, result.output)
+        assert f"in use by process {holder.pid}" in result.output, result.output
+        assert len(result.output.strip().splitlines()) == 1, result.output
+    assert {p.name: p.read_bytes() for p in run.iterdir()} == before

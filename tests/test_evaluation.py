@@ -235,3 +235,22 @@ def test_unwritable_output_dir_is_one_line_and_keeps_what_is_there(trained_run, 
     result = CliRunner().invoke(evaluate_command, args)
     assert result.exit_code == 2 and "Not a directory; check that this path" in result.output
     assert "Traceback" not in result.output and blocker.read_text() == "in the way"
+
+
+def test_hostile_class_and_file_names_stay_inside_the_output_and_escaped():
+    from gender_cls.atomic import safe_name
+
+    assert safe_name("../../etc/passwd") == "_.._etc_passwd"
+    assert safe_name(".hidden") == "hidden" and safe_name("") == "_"
+    assert safe_name("<b>male</b> 91%.png") == "_b_male__b__91_.png"
+
+
+def test_a_batch_size_of_zero_is_refused_by_evaluate_and_predict(tmp_path):
+    from click.testing import CliRunner
+
+    from gender_cls.cli import evaluate_command, predict_command
+
+    for command, data in ((evaluate_command, "--data_path"), (predict_command, "--image_path")):
+        args = [data, str(tmp_path), "--model_path", str(tmp_path), "--batch_size", "0"]
+        result = CliRunner().invoke(command, args)
+        assert result.exit_code == 2 and "0 is not in the range x>=1" in result.output

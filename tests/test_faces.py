@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -75,6 +76,22 @@ def test_the_cache_detects_each_image_once(face_data, tmp_path, monkeypatch):
     assert read_image(next(r.crop for r in first if r.crop)).shape == (64, 64, 3)
     faces.CropCache(tmp_path, FaceCrop(margin=0.1), 64).get_many(paths[:1])  # another crop
     assert len(calls) == len(paths) + 1
+
+
+def test_a_damaged_crop_in_the_cache_is_dropped_recropped_and_logged(face_data, tmp_path,
+                                                                    caplog):  # fmt: skip
+    import logging
+
+    paths = [str(p) for p in sorted((face_data / "train" / "male").glob("*.jpg"))[:2]]
+    first = faces.CropCache(tmp_path, FaceCrop(), 64).get_many(paths)
+    damaged = Path(first[0].crop)
+    good = damaged.read_bytes()
+    damaged.write_bytes(good[: len(good) // 3])  # truncated, as by a full disk or a kill
+    with caplog.at_level(logging.WARNING):
+        again = faces.CropCache(tmp_path, FaceCrop(), 64).get_many(paths)
+    assert again == first and damaged.read_bytes() == good
+    assert caplog.text.count("damaged face crop") == 1
+    assert read_image(again[0].crop).shape == (64, 64, 3)
 
 
 @pytest.fixture(scope="module")

@@ -107,3 +107,33 @@ def test_images_stay_with_their_labels(tmp_path):
             x = x.numpy()
             right_brighter = x[:, :, 8:].mean(axis=(1, 2, 3)) > x[:, :, :8].mean(axis=(1, 2, 3))
             np.testing.assert_array_equal(right_brighter, y.numpy()[:, 0] == 1)
+
+
+TRAIN_ON_BROKEN_FILES = """
+import sys
+import numpy as np
+import tensorflow as tf
+from gender_cls.data import Split
+from gender_cls.pipeline import make_dataset
+paths = sys.argv[1:]
+for oversample in (False, True):
+    ds = make_dataset(Split(paths, [0, 1] * (len(paths) // 2)), 2, 32, 2, training=True,
+                      oversample=oversample)
+    try:
+        list(ds)
+    except tf.errors.FailedPreconditionError as error:
+        print("ended:", "expected to contain" in str(error))
+"""
+
+
+def test_an_epoch_of_unreadable_files_ends_with_an_error_instead_of_spinning(tmp_path):
+    import subprocess
+    import sys
+
+    paths = []
+    for i in range(4):
+        (tmp_path / f"{i}.jpg").write_text("broken after the check")
+        paths.append(str(tmp_path / f"{i}.jpg"))
+    out = subprocess.run([sys.executable, "-c", TRAIN_ON_BROKEN_FILES, *paths],
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert out.stdout.split("\n")[:2] == ["ended: True", "ended: True"], out.stderr[-2000:]

@@ -80,3 +80,31 @@ def test_the_gallery_shows_each_mistake_framed(report, tmp_path):
     without = red_pixels(write_report(result, none_shown, shown=0), tmp_path)
     frame = 2 * 4 * 146  # a 2-pixel border around a 146-pixel thumbnail
     assert with_gallery - without >= 0.8 * mistakes * frame
+
+
+@pytest.mark.slow
+def test_hostile_class_names_are_escaped_in_the_page_and_kept_out_of_paths(
+    trained_run, two_class_data, tmp_path
+):
+    import json
+
+    from gender_cls.evaluation import evaluate, write_outputs
+
+    hostile = ["<img src=x onerror=alert(1)>", "..male"]
+    run = tmp_path / "run"
+    shutil.copytree(trained_run.run_dir, run)
+    card = json.loads((run / "model.json").read_text())
+    (run / "model.json").write_text(json.dumps({**card, "class_names": hostile}))
+    data = tmp_path / "data"
+    for name, folder in zip(hostile, ("female", "male"), strict=True):
+        shutil.copytree(two_class_data / "test" / folder, data / name)
+    out = tmp_path / "out"
+    result = evaluate(run, data, threshold=0.0)
+    write_outputs(result, out)
+    page = (out / "report.html").read_text()
+    assert hostile[0] not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert all(p.is_relative_to(out) or p.is_relative_to(run) or p.is_relative_to(data)
+               for p in written)  # fmt: skip
+    mistakes = list((out / "misclassified").iterdir())
+    assert mistakes and all(p.name[0] != "." and "<" not in p.name for p in mistakes)

@@ -124,6 +124,7 @@ def test_killed_run_resumes_and_completes(two_class_data, tmp_path):
             "weights file not found",
         ),
         (["--data_path", "/no/such/folder"], "/no/such/folder: data folder not found"),
+        (["--output_model", "models/mine"], "models/mine: name a .keras"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(two_class_data, tmp_path, extra, message):
@@ -369,3 +370,61 @@ def test_an_output_folder_that_cannot_be_made_is_one_line_and_exit_2(two_class_d
     assert result.exit_code == 2, result.output
     assert f"error: {blocker / 'run'}: Not a directory; check that this path" in result.output
     assert "Traceback" not in result.output and blocker.read_text() == "in the way"
+
+
+@pytest.mark.slow
+def test_an_overwrite_that_fails_keeps_the_old_run_and_one_that_succeeds_replaces_all_of_it(
+    trained_run, two_class_data, tmp_path
+):
+    import shutil
+
+    from click.testing import CliRunner
+
+    from gender_cls.cli import train_command
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run.run_dir, run)
+    (run / "model.onnx").write_bytes(b"an export of the old model")
+
+    def files() -> dict:
+        return {p.relative_to(run): p.read_bytes() for p in run.rglob("*")
+                if p.is_file() and p.name != ".lock"}  # fmt: skip
+
+    before = files()
+    broken = tmp_path / "broken"
+    for name in ("female", "male"):
+        (broken / name).mkdir(parents=True)
+        (broken / name / "a.jpg").write_text("not an image")
+    args = ["--output_dir", str(run), "--overwrite", "--weights", "none", "--alpha", "0.35",
+            "--image_size", "64", "--epochs", "1", "--no_augment", "--export", "tflite"]  # fmt: skip
+    failed = CliRunner().invoke(train_command, ["--data_path", str(broken), *args])
+    assert failed.exit_code == 2, failed.output
+    assert files() == before
+    done = CliRunner().invoke(train_command, ["--data_path", str(two_class_data), *args])
+    assert done.exit_code == 0, done.output
+    assert not (run / "model.onnx").exists()  # the old run's export went with it
+    assert json.loads((run / "model.json").read_text())["epochs_trained"] == 1
+    assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == [".lock"]
+    assert str(run / "model.keras") in done.output
+
+
+def test_resume_rechecks_the_split_and_a_damaged_split_file_is_one_line(tmp_path):
+    from conftest import make_image_tree
+
+    from gender_cls.data import DatasetIndex, discover
+    from gender_cls.errors import UserError
+    from gender_cls.training import _load_index
+
+    data = make_image_tree(tmp_path / "data", {"female": 3, "male": 3})
+    run = tmp_path / "run"
+    run.mkdir()
+    config = tiny_config(data, run)
+    index = _load_index(config, run, resume=False)  # writes split.json
+    assert DatasetIndex.load(run / "split.json").class_names == index.class_names
+    for path in discover(str(data), 0.34, 0).splits["train"].paths:
+        Path(path).write_text("no longer an image")
+    with pytest.raises(UserError, match="no readable"):
+        _load_index(config, run, resume=True)
+    (run / "split.json").write_text('{"root": "data", "splits": {"tra')
+    with pytest.raises(UserError, match=r"split.json: not a readable split file"):
+        _load_index(config, run, resume=True)

@@ -206,6 +206,12 @@ def test_gallery_embeddings_are_cached_per_image(verifier, tmp_path, monkeypatch
     shutil.copy(next((gallery / person).iterdir()), gallery / person / "new.png")
     assert len(cached()[person]) == len(fresh[person]) + 1 and embedded == [1]
 
+    for damage in (cache.read_bytes()[:100], b""):  # truncated, empty: dropped and rebuilt
+        cache.write_bytes(damage)
+        assert cached().keys() == fresh.keys() and embedded == [len(list(gallery.rglob("*.png")))]
+        assert np.load(cache)["vectors"].shape[0] == embedded[0]
+    assert caplog.text.count("damaged gallery cache") == 2
+
     shutil.rmtree(cache.parent)
     cache.parent.write_text("in the way")  # an unwritable cache warns and still answers
     assert cached().keys() == again.keys() and "could not cache" in caplog.text
@@ -238,3 +244,13 @@ def test_train_verifier_refuses_to_overwrite_another_run(tmp_path, trained_run):
         with pytest.raises(UserError, match="already holds"):
             train_verifier(config, VerifierOptions())
     assert (trained_run.run_dir / "model.keras").is_file()
+
+
+@pytest.mark.parametrize("option", ["--embedding_dim", "--epochs", "--batch_size"])
+def test_train_verifier_refuses_zero_before_any_work(tmp_path, option):
+    from gender_cls.cli import train_verifier_command
+
+    args = ["--data_path", str(tmp_path), "--output_dir", str(tmp_path / "run"), option, "0"]
+    result = CliRunner().invoke(train_verifier_command, args)
+    assert result.exit_code == 2 and "0 is not in the range x>=1" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "run").exists()

@@ -66,7 +66,8 @@ def model_options(command):
                           "test inputs."),
         click.option("--threshold", type=click.FloatRange(0, 1), default=None,
                      help="Decision threshold on P(second class) [default: the model's tuned one]."),
-        click.option("--batch_size", "batch_size", type=int, default=32, help="Images per batch."),
+        click.option("--batch_size", "batch_size", type=click.IntRange(min=1), default=32,
+                     help="Images per batch."),
         click.option("--backend", type=click.Choice(["auto", "keras", "tflite", "onnx"]),
                      default="auto", help="auto: the run's TFLite (else ONNX) export when there is "
                      "one (fast start, no TensorFlow), else the Keras model."),

@@ -90,6 +90,13 @@ def _learning_rate(_ctx, _param, value: str | None) -> float | str | None:
         raise click.BadParameter("give a number, e.g. 3e-3, or auto") from None
 
 
+def _keras_file(_ctx, _param, value: str | None) -> str | None:
+    """--output_model must name a Keras model file, checked before any training."""
+    if value and Path(value).suffix.lower() not in (".keras", ".h5", ".hdf5"):
+        raise click.BadParameter(f"{value}: name a .keras (or legacy .h5) file")
+    return value
+
+
 def run_config(ctx: click.Context, options: dict) -> RunConfig:
     """build_run_config, with --lr auto turned into the range test's switch."""
     auto = options["lr"] == "auto"
@@ -127,7 +134,7 @@ def train_options(command):
                      help="Image folder: train/ val/ [test/] of <class>/ folders, or <class>/ folders."),
         click.option("--output_dir", "output_dir", default=None,
                      help="Run directory to write [default: runs/<backbone>-<time>]."),
-        click.option("--output_model", "output_model", default=None,
+        click.option("--output_model", "output_model", default=None, callback=_keras_file,
                      help="Also write the model here (.keras, or legacy .h5), with a .json beside."),
         click.option("--export", type=click.Choice(EXPORTS), default=t.export,
                      help="Also export the model(s) for a fast predict.py (checked against Keras)."),

@@ -1,0 +1,51 @@
+"""Write files atomically: to a uniquely named temp file beside the target, then rename, so a
+reader never sees half a file and two writers never share a temp file; and under safe names."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+def safe_name(text: str) -> str:
+    """`text` (a class or file name from data or a downloaded card) fit for one path component:
+    letters, digits, '.', '-' and '_' only, never hidden or empty."""
+    return re.sub(r"[^\w.-]", "_", str(text)).lstrip(".") or "_"
+
+
+def temp_path(path: Path) -> Path:
+    """A unique hidden name beside `path` with the same suffix (writers choose the format by it:
+    .keras, .h5, .weights.h5, .tflite, .onnx)."""
+    suffix = ".weights.h5" if path.name.endswith(".weights.h5") else path.suffix
+    stem = path.name[: len(path.name) - len(suffix)]
+    return path.with_name(f".{stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{suffix}")
+
+
+@contextmanager
+def replacing(path: str | Path) -> Iterator[Path]:
+    """Yield a temp path to write; when the block succeeds it replaces `path` (a folder in the way
+    is removed first), else it is deleted."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = temp_path(path)
+    try:
+        yield temp
+        if temp.is_dir() and path.is_dir():
+            shutil.rmtree(path)
+        os.replace(temp, path)
+    finally:
+        if temp.is_dir():
+            shutil.rmtree(temp, ignore_errors=True)
+        elif temp.exists():
+            temp.unlink()
+
+
+def write_text(path: str | Path, text: str) -> None:
+    """Write a text file atomically."""
+    with replacing(path) as temp:
+        temp.write_text(text)
