@@ -6,7 +6,8 @@ from pathlib import Path
 
 import cv2
 
-from gender_cls.atomic import safe_name
+from gender_cls.atomic import safe_name, unique_stems
+from gender_cls.errors import UserError
 from gender_cls.images import read_image
 
 
@@ -30,13 +31,15 @@ def save_annotated(predictions, out_dir: str | Path) -> list[Path]:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
-    for p in predictions:
-        target = out / safe_name(f"{Path(p.path).stem}_{p.label}.png")
+    stems = unique_stems([p.path for p in predictions], flat=True)
+    for p, stem in zip(predictions, stems, strict=True):
+        target = out / f"{stem}_{safe_name(p.label)}.png"
         rgb = read_image(p.path)
         if p.face_box:  # the face the prediction was made on
             x0, y0, x1, y1 = (round(v) for v in p.face_box)
             thickness = max(2, rgb.shape[1] // 150)
             rgb = cv2.rectangle(rgb.copy(), (x0, y0), (x1, y1), (0, 255, 0), thickness)
-        cv2.imwrite(str(target), annotate(rgb, f"{p.label} {p.confidence:.1%}"))
+        if not cv2.imwrite(str(target), annotate(rgb, f"{p.label} {p.confidence:.1%}")):
+            raise UserError(f"{target}: could not be written; check the folder and free space")
         written.append(target)
     return written

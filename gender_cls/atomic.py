@@ -7,7 +7,8 @@ import os
 import re
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -16,6 +17,21 @@ def safe_name(text: str) -> str:
     """`text` (a class or file name from data or a downloaded card) fit for one path component:
     letters, digits, '.', '-' and '_' only, never hidden or empty."""
     return re.sub(r"[^\w.-]", "_", str(text)).lstrip(".") or "_"
+
+
+def unique_stems(paths: Sequence[str | Path], flat: bool = False) -> list[str]:
+    """A safe output stem per input file, distinct among the files written to one folder (the
+    input's folder, or one folder for all when `flat`): the input's stem, then where two would
+    share it (a.jpg and a.png) stem_ext, then stem_ext_N in input order."""
+    paths = [Path(p) for p in paths]
+    folder = [Path() if flat else p.parent for p in paths]
+    stems = [safe_name(p.stem) for p in paths]
+    for widen in (lambda i, s: f"{s}_{safe_name(paths[i].suffix.lstrip('.'))}",
+                  lambda i, s: f"{s}_{i}"):  # fmt: skip
+        counts = Counter(zip(folder, stems, strict=True))
+        stems = [widen(i, s) if counts[(f, s)] > 1 else s
+                 for i, (f, s) in enumerate(zip(folder, stems, strict=True))]  # fmt: skip
+    return stems
 
 
 def temp_path(path: Path) -> Path:

@@ -12,6 +12,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from gender_cls.atomic import unique_stems
 from gender_cls.config import DISTORTION_KINDS
 from gender_cls.errors import UserError
 from gender_cls.images import ImageReadError, read_image
@@ -117,8 +118,10 @@ def distort_tree(
     if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
         raise UserError(f"{dst}: must lie outside {src}, or the copies would be read as input")
 
+    stems = dict(zip(paths, unique_stems([p.relative_to(src) for p in paths]), strict=True))
+
     def one(path: Path) -> str | None:
-        """Write the copies of one image; the reason it cannot be read, else None."""
+        """Write the copies of one image; the reason it cannot be read or written, else None."""
         try:
             rgb = read_image(path)
         except ImageReadError as error:
@@ -128,9 +131,10 @@ def distort_tree(
         key = zlib.crc32(relative.as_posix().encode())
         for kind in kinds:
             image = distort(rgb, kind, np.random.default_rng([seed, key, KINDS.index(kind)]))
-            target = dst / relative.parent / f"{path.stem}_{kind}.jpg"
-            cv2.imwrite(str(target), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
-                        [cv2.IMWRITE_JPEG_QUALITY, 95])  # fmt: skip
+            target = dst / relative.parent / f"{stems[path]}_{kind}.jpg"
+            if not cv2.imwrite(str(target), cv2.cvtColor(image, cv2.COLOR_RGB2BGR),
+                               [cv2.IMWRITE_JPEG_QUALITY, 95]):  # fmt: skip
+                return f"could not write {target}"
         return None
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:

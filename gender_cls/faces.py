@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from gender_cls.atomic import replacing, write_text
+from gender_cls.atomic import replacing, unique_stems, write_text
 from gender_cls.config import FaceCrop
 from gender_cls.data import Split
 from gender_cls.errors import UserError, silenced_stderr
@@ -372,6 +372,11 @@ def crop_tree(src: str | Path, dst: str | Path, crop: FaceCrop, size: int,
     paths = [str(p) for p in list_images(src)]
     if not paths:
         raise UserError(f"{src}: no images found under this folder")
+    if dst.resolve() == src.resolve() or src.resolve() in dst.resolve().parents:
+        raise UserError(f"{dst}: must lie outside {src}, or the crops would be read as input")
+    relative = [Path(p).relative_to(src) for p in paths]
+    targets = {p: dst / r.parent / f"{stem}.png"
+               for p, r, stem in zip(paths, relative, unique_stems(relative), strict=True)}  # fmt: skip
     cropper = FaceCropper(crop)
 
     def one(path: str) -> tuple[str, bool | None, str | None]:
@@ -382,10 +387,11 @@ def crop_tree(src: str | Path, dst: str | Path, crop: FaceCrop, size: int,
         aligned, _ = cropper.crop_image(rgb, size)
         if aligned is None and fallback == "skip":
             return path, False, None
-        target = (dst / Path(path).relative_to(src)).with_suffix(".png")
+        target = targets[path]
         target.parent.mkdir(parents=True, exist_ok=True)
         image = aligned if aligned is not None else resize_image(rgb, size)
-        cv2.imwrite(str(target), cv2.cvtColor(image, cv2.COLOR_RGB2BGR))
+        if not cv2.imwrite(str(target), cv2.cvtColor(image, cv2.COLOR_RGB2BGR)):
+            return path, None, f"could not write {target}"
         return path, aligned is not None, None
 
     with ThreadPoolExecutor(max_workers=os.cpu_count() or 1) as pool:

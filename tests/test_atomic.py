@@ -31,3 +31,16 @@ def test_a_folder_replaces_a_folder(tmp_path):
         (temp / "new").mkdir(parents=True)
     assert [p.name for p in target.iterdir()] == ["new"]
     assert [p.name for p in tmp_path.iterdir()] == ["model_savedmodel"]
+
+
+def test_unique_stems_keep_the_extension_then_the_order_where_names_would_collide():
+    from gender_cls.atomic import unique_stems
+
+    assert unique_stems(["d/a.jpg", "d/a.png", "d/b.jpg", "e/a.jpg"]) == [
+        "a_jpg",
+        "a_png",
+        "b",
+        "a",
+    ]
+    assert unique_stems(["x/q.jpg", "y/q.jpg", "y/r.jpg"], flat=True) == ["q_jpg_0", "q_jpg_1", "r"]
+    assert unique_stems(["../.hidden.png"]) == ["hidden"]

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 from conftest import make_image_tree
+from PIL import Image
 
 from gender_cls.config import DISTORTION_KINDS
 from gender_cls.distort import distort
@@ -45,3 +46,16 @@ def test_the_command_mirrors_the_tree_and_repeats_for_a_seed(tmp_path):
     bad = CliRunner().invoke(distort_command, [str(tmp_path / "src"), str(tmp_path / "d"),
                                                "--kinds", "blur,smoke"])  # fmt: skip
     assert bad.exit_code == 2 and "unknown smoke" in bad.output
+
+
+def test_a_jpg_and_a_png_of_one_stem_both_get_their_copies(tmp_path):
+    from gender_cls.cli import distort_command
+
+    make_image_tree(tmp_path / "src", {"Ann": 1}, size=40, seed=0)
+    first = tmp_path / "src" / "Ann" / "img_000.png"
+    Image.open(first).save(first.with_suffix(".jpg"))
+    result = CliRunner().invoke(distort_command, [str(tmp_path / "src"), str(tmp_path / "out"),
+                                                  "--kinds", "blur"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in (tmp_path / "out" / "Ann").iterdir())
+    assert names == ["img_000_jpg_blur.jpg", "img_000_png_blur.jpg"]

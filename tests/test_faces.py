@@ -186,6 +186,25 @@ def test_crop_faces_on_a_missing_folder_is_exit_2(tmp_path):
     assert result.exit_code == 2 and "not a folder" in result.output
 
 
+def test_crop_faces_keeps_same_stem_images_apart_and_refuses_an_output_inside_its_input(
+    face_data, tmp_path
+):
+    from gender_cls.cli import crop_faces_command
+
+    src = tmp_path / "src" / "male"
+    src.mkdir(parents=True)
+    face = sorted((face_data / "test" / "male").glob("*.jpg"))[0]
+    shutil.copy(face, src / "a.jpg")
+    write_image(src / "a.png", read_image(face))
+    result = CliRunner().invoke(crop_faces_command, [str(src.parent), str(tmp_path / "out"),
+                                                     "--size", "48"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "out" / "male").iterdir()) == ["a_jpg.png",
+                                                                             "a_png.png"]  # fmt: skip
+    inside = CliRunner().invoke(crop_faces_command, [str(src.parent), str(src.parent / "sub")])
+    assert inside.exit_code == 2 and "must lie outside" in inside.output
+
+
 @pytest.mark.slow
 @needs(FACES)
 def test_mtcnn_finds_the_same_eyes_as_blazeface():

@@ -76,6 +76,21 @@ def test_save_dir_writes_annotated_images(trained_run, two_class_data, tmp_path)
 
 
 @pytest.mark.slow
+def test_same_named_images_of_two_folders_get_a_file_each(trained_run, two_class_data, tmp_path):
+    image = sorted((two_class_data / "test" / "male").glob("*.png"))[0]
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        shutil.copy(image, tmp_path / folder / "x.png")
+    args = ["--image_path", str(tmp_path / "a" / "x.png"), str(tmp_path / "b" / "x.png"),
+            "--model_path", str(trained_run.run_dir), "--save_dir", str(tmp_path / "annotated"),
+            "--gradcam", str(tmp_path / "cams")]  # fmt: skip
+    result = CliRunner().invoke(predict_command, args)
+    assert result.exit_code == 0, result.output
+    assert len(list((tmp_path / "annotated").iterdir())) == 2
+    assert len(list((tmp_path / "cams").iterdir())) == 2
+
+
+@pytest.mark.slow
 @pytest.mark.parametrize("args, message", [
     (["--image_path", "/no/such.jpg"], "image not found"),
     ([], "no images"),

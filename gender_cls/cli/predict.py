@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import rich_click as click
 
+from gender_cls.atomic import unique_stems
 from gender_cls.cli.common import (
     CONTEXT,
     handle_errors,
@@ -122,5 +122,5 @@ def _write_gradcams(predictor, results, out_dir: str) -> None:
 
     images, _, _ = predictor.load_inputs([r.path for r in results], crop=True)
     captions = [f"{r.label} {r.confidence:.1%}" for r in results]
-    names = [f"{Path(r.path).stem}_gradcam.png" for r in results]
+    names = [f"{stem}_gradcam.png" for stem in unique_stems([r.path for r in results], flat=True)]
     write_gradcams(predictor, images, captions, names, out_dir)
