@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import cv2
@@ -11,6 +12,8 @@ from PIL import Image, ImageOps
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
 BACKGROUND = 255  # transparent pixels are composited onto white
+MAX_PIXELS_VARIABLE = "GENDER_CLS_MAX_PIXELS"
+DEFAULT_MAX_PIXELS = 64_000_000  # a 48-megapixel photo passes; raise with the variable above
 
 
 class ImageReadError(ValueError):
@@ -42,26 +45,43 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
         return np.repeat(gray[:, :, None], 3, axis=2)
     if image.mode == "P" and "transparency" in image.info:
         image = image.convert("RGBA")
-    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):
-        rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
-        alpha = rgba[:, :, 3:4] / 255.0
-        rgb = rgba[:, :, :3] * alpha + BACKGROUND * (1.0 - alpha)
-        return np.rint(rgb).astype(np.uint8)
+    if image.mode in ("RGBA", "LA", "PA", "RGBa", "La"):  # composited in uint8 by Pillow
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (BACKGROUND,) * 3 + (255,))
+        return np.asarray(Image.alpha_composite(background, rgba).convert("RGB"), dtype=np.uint8)
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
+
+
+def max_pixels() -> int:
+    """The largest image (width x height, as decoded) read_image accepts."""
+    value = os.environ.get(MAX_PIXELS_VARIABLE, "")
+    return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_MAX_PIXELS
 
 
 def read_image(path: str | Path, size_hint: int | None = None) -> np.ndarray:
     """Decode a file into an RGB uint8 array (H, W, 3), applying its EXIF orientation.
 
-    `size_hint` lets JPEG decoding downscale early (never below the hint on either side).
+    `size_hint` decodes to about that size where the format allows (JPEG's draft; others are
+    reduced right after decoding), never below it on either side. An image of more pixels than
+    max_pixels() after that is refused before it is decoded.
     """
     try:
         with Image.open(path) as image:
             if size_hint and image.format == "JPEG":
                 image.draft(None, (size_hint, size_hint))
+            width, height = image.size
+            if width * height > max_pixels():
+                raise ImageReadError(path, f"{width} x {height} pixels, more than the "
+                                     f"{max_pixels():,} allowed; set {MAX_PIXELS_VARIABLE} "
+                                     "to allow more")  # fmt: skip
             image.load()
+            factor = min(width, height) // size_hint if size_hint else 1
+            if factor > 1 and image.mode in ("RGB", "RGBA", "L", "LA"):
+                image = image.reduce(factor)  # box average, as INTER_AREA would
             image = ImageOps.exif_transpose(image)
             rgb = _to_rgb(image)
+    except ImageReadError:
+        raise
     except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
         raise ImageReadError(path, str(error) or type(error).__name__) from None
     if rgb.ndim != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:

@@ -110,3 +110,30 @@ def test_load_image_downscales_large_jpeg(tmp_path):
     path = tmp_path / "big.jpg"
     Image.fromarray(np.full((800, 600, 3), 128, np.uint8)).save(path)
     assert load_image(path, 64).shape == (64, 64, 3)
+
+
+def test_an_image_over_the_pixel_cap_is_refused_before_decoding(tmp_path, monkeypatch):
+    from gender_cls.images import MAX_PIXELS_VARIABLE
+
+    path = tmp_path / "big.png"
+    Image.new("RGBA", (3000, 2000), (10, 20, 30, 128)).save(path)
+    monkeypatch.setenv(MAX_PIXELS_VARIABLE, "5000000")
+    with pytest.raises(
+        ImageReadError, match=rf"big.png: .*3000 x 2000 pixels.*{MAX_PIXELS_VARIABLE}"
+    ):
+        read_image(path)
+    monkeypatch.setenv(MAX_PIXELS_VARIABLE, "6000000")
+    assert read_image(path).shape == (2000, 3000, 3)
+
+
+def test_a_large_rgba_png_decodes_to_the_size_needed_and_composites_in_uint8(tmp_path):
+    import tracemalloc
+
+    path = tmp_path / "large.png"
+    Image.new("RGBA", (4000, 4000), (0, 0, 0, 0)).save(path)  # transparent: white once composited
+    tracemalloc.start()
+    rgb = load_image(path, 100)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert rgb.shape == (100, 100, 3) and (rgb == 255).all()
+    assert peak < 4000 * 4000 * 4  # below one float32 channel of the full image (was 4 of them)
