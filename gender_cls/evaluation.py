@@ -17,7 +17,7 @@ from gender_cls.data import DatasetIndex, check_readable, labelled_folder, run_s
 from gender_cls.errors import UserError
 from gender_cls.faces import CropCache, CropReport, crop_split, default_cache_dir
 from gender_cls.fairness import format_report, group_table, load_groups
-from gender_cls.inference import Predictor
+from gender_cls.inference import Predictor, chunks
 from gender_cls.metrics import binary_metrics, compute_metrics, report_text
 from gender_cls.report import write_report
 from gender_cls.thresholds import threshold_sweep, tune_threshold
@@ -97,9 +97,11 @@ def _labelled_predictions(
         log.info("face crop: %s", report.summary())
     log.info("predicting %d images from %s", len(split), index.root)
     plain = None
-    if predictor.tta > 1:  # decoded once for both: with and without test-time augmentation
-        images = predictor.load_inputs(split.paths)[0]
-        probabilities, plain = predictor.predict_arrays(images), predictor.predict_arrays(images, 1)
+    if predictor.tta > 1:  # each chunk decoded once for both: with and without test-time views
+        pairs = [(predictor.predict_arrays(images), predictor.predict_arrays(images, 1))
+                 for images in (predictor.load_inputs(c)[0] for c in chunks(split.paths))]  # fmt: skip
+        probabilities = np.concatenate([with_views for with_views, _ in pairs])
+        plain = np.concatenate([without for _, without in pairs])
     else:
         probabilities = predictor.predict_files(split.paths, verbose=verbose)
     paths = report.sources if report else split.paths

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,6 +25,8 @@ from gender_cls.model_input import (
 )
 from gender_cls.runners import KerasRunner, open_runner
 from gender_cls.tta import average_over_views
+
+CHUNK = 256  # files decoded at a time by an exported model, TTA or predict_paths
 
 log = logging.getLogger(__name__)
 
@@ -189,7 +192,8 @@ class Predictor:
         pipeline in batches; an exported one with a thread pool (no TensorFlow needed)."""
         views = self.tta if tta is None else tta
         if not isinstance(self.runner, KerasRunner) or not self.input.tensor_safe or views > 1:
-            return self.predict_arrays(self.load_inputs(paths)[0], views)
+            parts = [self.predict_arrays(self.load_inputs(c)[0], views) for c in chunks(paths)]
+            return np.concatenate(parts) if parts else self.predict_arrays(self.load_inputs([])[0])
         from gender_cls.pipeline import predict_dataset
 
         ds = predict_dataset(paths, self.image_size, self.batch_size, self.resize)
@@ -236,8 +240,11 @@ class Predictor:
         return self._cropper
 
     def predict_paths(self, paths: list[str | Path]) -> list[Prediction]:
-        """Predict image files and folders; unreadable files get an error, the rest a label."""
-        files = expand_paths(paths)
+        """Predict image files and folders; unreadable files get an error, the rest a label.
+        Files are decoded CHUNK at a time, so memory does not grow with their number."""
+        return [p for files in chunks(expand_paths(paths)) for p in self._predict_chunk(files)]
+
+    def _predict_chunk(self, files: list[str]) -> list[Prediction]:
         images, errors, faces = self.load_inputs(files, crop=True)
         readable = [p for p in files if p not in errors]
         probs = self.predict_arrays(images) if readable else []
@@ -261,6 +268,13 @@ class Predictor:
                 )
             )
         return results
+
+
+def chunks(items: list, size: int | None = None) -> Iterator[list]:
+    """`items` in consecutive slices of `size` (default CHUNK)."""
+    size = size or CHUNK
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _face_crop(card, asked: bool | None) -> FaceCrop | None:
