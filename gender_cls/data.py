@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -70,12 +71,16 @@ class DatasetIndex:
         return "\n".join(lines)
 
     def to_json(self) -> dict:
-        """The split as plain data, so a later evaluation can reuse it."""
+        """The split as plain data, so a later evaluation can reuse it; absolute paths, so it
+        resolves from any working directory."""
         return {
-            "root": self.root,
+            "root": os.path.abspath(self.root),
             "class_names": self.class_names,
             "layout": self.layout,
-            "splits": {k: {"paths": s.paths, "labels": s.labels} for k, s in self.splits.items()},
+            "splits": {
+                k: {"paths": [os.path.abspath(p) for p in s.paths], "labels": s.labels}
+                for k, s in self.splits.items()
+            },  # fmt: skip
         }
 
     def save(self, path: str | Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -143,3 +144,14 @@ def test_real_faces_are_found_and_readable():
     assert index.splits["train"].counts(2) == [793, 820]
     assert len(index.splits["test"]) == 345 and not index.skipped
     assert np.isclose(sum(class_weights(index.splits["train"].labels, 2).values()), 2, atol=0.01)
+
+
+def test_a_saved_split_resolves_from_another_working_directory(tmp_path, monkeypatch):
+    from gender_cls.data import DatasetIndex, discover
+
+    make_image_tree(tmp_path / "work" / "data", {"female": 3, "male": 3})
+    monkeypatch.chdir(tmp_path / "work")
+    discover("data", 0.34, 0).save(tmp_path / "split.json")
+    monkeypatch.chdir(tmp_path)
+    loaded = DatasetIndex.load(tmp_path / "split.json")
+    assert all(Path(p).is_file() for split in loaded.splits.values() for p in split.paths)
