@@ -321,7 +321,9 @@ class RunConfig:
                             f"{', '.join(parts)}")  # fmt: skip
         kwargs = {}
         for name, klass in parts.items():
-            section = dict(raw.get(name, {}))
+            section = raw.get(name, {})
+            if not isinstance(section, dict):
+                raise UserError(f"config section '{name}' must be a JSON object of options")
             known = {f.name for f in dataclasses.fields(klass)}
             unknown = sorted(set(section) - known)
             if unknown:

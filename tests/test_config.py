@@ -19,6 +19,7 @@ from gender_cls.errors import UserError
 
 @pytest.mark.parametrize("raw, message", [
     ({"train": {"loss": "mse"}}, "loss='mse' is not allowed; choose one of: bce, focal"),
+    ({"train": 5}, "config section 'train' must be a JSON object"),
     ({"train": {"fine_tune_layers": "abc"}}, "fine_tune_layers='abc'"),
     ({"train": {"head_epochs": "ten"}}, "head_epochs='ten' has the wrong type; expected int"),
     ({"train": {"head_epochs": 2.5}}, "head_epochs=2.5 has the wrong type"),
