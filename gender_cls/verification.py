@@ -135,10 +135,29 @@ def unit_embeddings(embedder: keras.Model, batches, flip: bool) -> np.ndarray:
 
 
 def embed(embedder: keras.Model, paths: list[str], image_size: int, flip: bool = False):
-    """Unit-norm embeddings of image files, in order."""
+    """Unit-norm embeddings of image files, in order; an unreadable file is a UserError."""
     from gender_cls.pipeline import predict_dataset
 
-    return unit_embeddings(embedder, predict_dataset(paths, image_size, 64, "stretch"), flip)
+    try:
+        vectors = unit_embeddings(embedder, predict_dataset(paths, image_size, 64, "stretch"),
+                                  flip)  # fmt: skip
+    except Exception:  # TensorFlow's error for a file it cannot decode names no file
+        _refuse_unreadable(paths)
+        raise
+    if len(vectors) != len(paths):
+        _refuse_unreadable(paths)
+    return vectors
+
+
+def _refuse_unreadable(paths: list[str]) -> None:
+    """A UserError naming the first file of `paths` that cannot be decoded, if any."""
+    from gender_cls.images import ImageReadError, read_image
+
+    for path in paths:
+        try:
+            read_image(path, size_hint=32)
+        except ImageReadError as error:
+            raise UserError(f"{error}; replace or remove it") from None
 
 
 def similarities(probes: np.ndarray, gallery: dict[str, np.ndarray], aggregate: str):

@@ -171,6 +171,18 @@ def test_verify_and_evaluate_verifier_commands(verifier, tmp_path):
     assert metrics["overall"]["probes"] == len(held) * 7 * 2
     for name in ("predictions.csv", "similarity_histogram.png", "roc_curve.png"):
         assert (out / name).is_file(), name
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    for probe in (empty, tmp_path / "missing.jpg"):
+        result = CliRunner().invoke(verify_command, ["--model_path", str(run), "--gallery",
+                                                     str(gallery), "--probe", str(probe)])  # fmt: skip
+        assert result.exit_code == 2 and probe.name in result.output, result.output
+        assert "Traceback" not in result.output
+    (gallery / held[0] / "zero.jpg").write_bytes(b"")
+    result = CliRunner().invoke(evaluate_verifier_command, ["--model_path", str(run), "--gallery",
+                                str(gallery), "--probes", str(probes), "--output_dir", str(out)])  # fmt: skip
+    assert result.exit_code == 2 and "zero.jpg: cannot read image" in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
 
 
 @pytest.mark.slow
