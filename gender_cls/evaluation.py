@@ -262,7 +262,10 @@ def _write_groups(result: EvaluationResult, out: Path) -> list[Path]:
 
 def _write_predictions(result: EvaluationResult, path: Path) -> Path:
     names, confidence = result.class_names, result.confidence()
-    with replacing(path) as temp, temp.open("w", newline="") as handle:
+    with (
+        replacing(path) as temp,
+        temp.open("w", newline="", encoding="utf-8", errors="surrogateescape") as handle,
+    ):
         writer = csv.writer(handle)
         writer.writerow(["path", "true_label", "predicted_label", "confidence"]
                         + [f"p_{n}" for n in names])  # fmt: skip
