@@ -259,6 +259,11 @@ def _check_card_values(values: dict, source) -> None:
     numeric = isinstance(threshold, int | float) and not isinstance(threshold, bool)
     if threshold is not None and not numeric:
         raise UserError(f"{source}: threshold must be a number, not {threshold!r}")
+    for fmt, record in dict(values.get("exports") or {}).items():
+        file = record.get("file") if isinstance(record, dict) else None
+        if not (isinstance(file, str) and PLAIN_NAME.fullmatch(file)) or file in (".", ".."):
+            raise UserError(f"{source}: export {fmt!r} must name its file beside the model "
+                            '({"file": "model.tflite", ...})')  # fmt: skip
 
 
 def save_artifact(model, card: ModelCard, model_path: str | Path) -> tuple[Path, Path]:

@@ -62,6 +62,6 @@ def replacing(path: str | Path) -> Iterator[Path]:
 
 
 def write_text(path: str | Path, text: str) -> None:
-    """Write a text file atomically."""
+    """Write a UTF-8 text file atomically; file names that are not valid UTF-8 keep their bytes."""
     with replacing(path) as temp:
-        temp.write_text(text)
+        temp.write_text(text, encoding="utf-8", errors="surrogateescape")

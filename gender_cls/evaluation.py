@@ -262,7 +262,10 @@ def _write_groups(result: EvaluationResult, out: Path) -> list[Path]:
 
 def _write_predictions(result: EvaluationResult, path: Path) -> Path:
     names, confidence = result.class_names, result.confidence()
-    with replacing(path) as temp, temp.open("w", newline="") as handle:
+    with (
+        replacing(path) as temp,
+        temp.open("w", newline="", encoding="utf-8", errors="surrogateescape") as handle,
+    ):
         writer = csv.writer(handle)
         writer.writerow(["path", "true_label", "predicted_label", "confidence"]
                         + [f"p_{n}" for n in names])  # fmt: skip
@@ -312,6 +315,6 @@ def _gradcams(result: EvaluationResult, indices: np.ndarray, folder: Path) -> Pa
     names, confidence = result.class_names, result.confidence()
     captions = [f"{names[result.y_true[i]]} as {names[result.y_pred[i]]} {confidence[i]:.0%}"
                 for i in indices]  # fmt: skip
-    files = [f"{rank:03d}_{Path(p).stem}.png" for rank, p in enumerate(paths, 1)]
+    files = [safe_name(f"{rank:03d}_{Path(p).stem}.png") for rank, p in enumerate(paths, 1)]
     write_gradcams(result.predictor, images, captions, files, folder)
     return folder

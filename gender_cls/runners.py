@@ -43,6 +43,19 @@ class _BatchedRunner:
         return np.concatenate(parts) if parts else np.zeros((0, self.output_units), np.float32)
 
 
+def check_classifier(path, inputs: list[tuple], outputs: list[tuple]) -> None:
+    """One image input ([N, H, W, C] or [N, C, H, W]) and one [N, classes] output, or a
+    one-line UserError: a detector or a landmark model is not classified by accident."""
+    if len(inputs) != 1 or len(inputs[0]) != 4:
+        shapes = ", ".join(str(list(s)) for s in inputs)
+        raise UserError(f"{path}: inputs {shapes}; a classifier takes one batch of images "
+                        "[N, H, W, 3] (or [N, 3, H, W])")  # fmt: skip
+    if len(outputs) != 1 or len(outputs[0]) != 2:
+        shapes = ", ".join(str(list(s)) for s in outputs)
+        raise UserError(f"{path}: outputs {shapes}; a classifier gives one [N, classes] output "
+                        "(this looks like a detector or another kind of model)")  # fmt: skip
+
+
 def lite_interpreter(path: str | Path, threads: int | None = None):
     """A LiteRT interpreter for a .tflite file (no TensorFlow), on `threads` or every core."""
     try:
@@ -63,8 +76,13 @@ class LiteRunner(_BatchedRunner):
     def __init__(self, path: str | Path, batch_size: int = 32):
         self.interpreter = lite_interpreter(path)
         self.batch_size = batch_size
-        self._input = self.interpreter.get_input_details()[0]
-        self._output = self.interpreter.get_output_details()[0]
+        inputs, outputs = (
+            self.interpreter.get_input_details(),
+            self.interpreter.get_output_details(),
+        )
+        check_classifier(path, [tuple(d["shape"].tolist()) for d in inputs],
+                         [tuple(d["shape"].tolist()) for d in outputs])  # fmt: skip
+        self._input, self._output = inputs[0], outputs[0]
         self.input_shape = tuple(int(v) if v > 0 else None for v in self._input["shape_signature"])
         self.output_units = int(self._output["shape"][-1])
         self._batch = None
@@ -98,6 +116,8 @@ class OnnxRunner(_BatchedRunner):
             reason = str(error).splitlines()[0][:200]
             raise UserError(f"{path}: not a readable ONNX model ({reason})") from None
         self.batch_size = batch_size
+        check_classifier(path, [tuple(i.shape) for i in self.session.get_inputs()],
+                         [tuple(o.shape) for o in self.session.get_outputs()])  # fmt: skip
         self._input = self.session.get_inputs()[0]
         self.input_shape = tuple(v if isinstance(v, int) else None for v in self._input.shape)
         self.output_units = int(self.session.get_outputs()[0].shape[-1])

@@ -421,7 +421,10 @@ def evaluate_verifier(run, gallery_dir, probes_dir, out_dir, aggregate: str | No
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     artifacts.write_json(result, out / "metrics.json")
-    with replacing(out / "predictions.csv") as temp, temp.open("w", newline="") as handle:
+    with (
+        replacing(out / "predictions.csv") as temp,
+        temp.open("w", newline="", encoding="utf-8", errors="surrogateescape") as handle,
+    ):
         writer = csv.writer(handle)
         writer.writerow(["path", "identity", "kind", "best_identity", "similarity", "match"])
         for p, t, k, g, s in zip(paths, truth, kinds, guess, best, strict=True):

@@ -47,6 +47,10 @@ def test_a_minimal_hand_written_card_gets_the_documented_defaults(tmp_path):
     ({"class_names": ["a", "b"], "image_size": 0}, "image_size must be a positive"),
     ({"class_names": ["a", "b"], "image_size": 64, "threshold": "0.5"}, "threshold must be a"),
     (["class_names", "image_size"], "not a model card"),
+    ({"class_names": ["a", "b"], "image_size": 64, "exports": {"tflite": {}}},
+     "export 'tflite' must name its file"),
+    ({"class_names": ["a", "b"], "image_size": 64, "exports": {"onnx": {"file": "../x.onnx"}}},
+     "export 'onnx' must name its file"),
 ])  # fmt: skip
 def test_a_bad_card_is_a_user_error_naming_the_file(tmp_path, raw, message):
     path = tmp_path / "model.json"

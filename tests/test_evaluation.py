@@ -254,3 +254,22 @@ def test_a_batch_size_of_zero_is_refused_by_evaluate_and_predict(tmp_path):
         args = [data, str(tmp_path), "--model_path", str(tmp_path), "--batch_size", "0"]
         result = CliRunner().invoke(command, args)
         assert result.exit_code == 2 and "0 is not in the range x>=1" in result.output
+
+
+@pytest.mark.slow
+def test_file_names_that_are_not_utf8_are_evaluated_and_written(trained_run, two_class_data,
+                                                                 tmp_path):  # fmt: skip
+    import os
+    import shutil
+
+    from gender_cls.evaluation import evaluate, write_outputs
+
+    data = tmp_path / "data"
+    for label in ("female", "male"):
+        (data / label).mkdir(parents=True)
+        for i, image in enumerate(sorted((two_class_data / "test" / label).glob("*.png"))[:3]):
+            shutil.copy(image, os.fsencode(data / label) + f"/bad\xff{i}.png".encode("latin-1"))
+    result = evaluate(trained_run.run_dir, data)
+    write_outputs(result, tmp_path / "out")
+    rows = (tmp_path / "out" / "predictions.csv").read_bytes().splitlines()
+    assert len(rows) == 7 and all(b"bad\xff" in row for row in rows[1:])

@@ -126,3 +126,45 @@ def test_exported_models_predict_in_bounded_chunks_with_the_same_results(
     assert max(loaded) == 5 and sum(loaded) == 2 * len(files)
     np.testing.assert_allclose(chunked[0], whole[0], atol=1e-6)
     assert [p.probabilities for p in chunked[1]] == [p.probabilities for p in whole[1]]
+
+
+def _onnx_model(path, outputs: dict[str, list[int]]):
+    """An ONNX graph of Identity/Reshape nodes from one image input to the given outputs."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    image = helper.make_tensor_value_info("image", TensorProto.FLOAT, [1, 8, 8, 3])
+    nodes, infos, inits = [], [], []
+    for name, shape in outputs.items():
+        inits.append(helper.make_tensor(f"{name}_shape", TensorProto.INT64, [len(shape)], shape))
+        nodes.append(helper.make_node("Reshape", ["image", f"{name}_shape"], [name]))
+        infos.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, shape))
+    graph = helper.make_graph(nodes, "not_a_classifier", [image], infos, inits)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), path)
+    return path
+
+
+@pytest.mark.parametrize("outputs, message", [
+    ({"boxes": [1, 64, 3]}, r"outputs \[1, 64, 3\]; a classifier gives one \[N, classes\]"),
+    ({"a": [1, 96], "b": [1, 96]}, r"outputs \[1, 96\], \[1, 96\]; a classifier gives one"),
+])  # fmt: skip
+def test_an_onnx_model_that_is_not_a_classifier_is_refused(tmp_path, outputs, message):
+    from gender_cls.errors import UserError
+
+    model = _onnx_model(tmp_path / "detector.onnx", outputs)
+    with pytest.raises(UserError, match=rf"detector.onnx: {message}"):
+        Predictor(model, classes=["female", "male"])
+
+
+def test_a_tflite_detector_is_refused(tmp_path):
+    import keras
+    import tensorflow as tf
+
+    from gender_cls.errors import UserError
+
+    inputs = keras.Input((8, 8, 3))
+    model = keras.Model(inputs, keras.layers.Reshape((64, 3))(inputs))
+    path = tmp_path / "detector.tflite"
+    path.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    with pytest.raises(UserError, match=r"detector.tflite: outputs \[1, 64, 3\]; a classifier"):
+        Predictor(path, classes=["female", "male"])
