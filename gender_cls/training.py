@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import logging
 import math
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from gender_cls import artifacts, metrics, plots
-from gender_cls.atomic import replacing, write_text
+from gender_cls.atomic import replacing, temp_path, write_text
 from gender_cls.augment_layer import resolve_placement, with_augmentation
 from gender_cls.backbones import get_backbone
 from gender_cls.config import (
@@ -147,14 +148,21 @@ def make_metrics(num_classes: int) -> list:
 
 class ClassifierCheckpoint(keras.callbacks.ModelCheckpoint):
     """ModelCheckpoint that saves `classifier` when fit() trains a wrapper around it (one that
-    augments on the accelerator), not the wrapper."""
+    augments on the accelerator), not the wrapper; each save goes to a temp file renamed over
+    `filepath`, so a kill never leaves half a checkpoint."""
 
     def __init__(self, classifier: keras.Model, filepath: str, **kwargs):
-        super().__init__(filepath, **kwargs)
+        self.final = Path(filepath)
+        super().__init__(str(temp_path(self.final)), **kwargs)
         self.classifier = classifier
 
     def set_model(self, model: keras.Model) -> None:
         super().set_model(self.classifier)
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        super().on_epoch_end(epoch, logs)
+        if Path(self.filepath).exists():
+            os.replace(self.filepath, self.final)
 
 
 def make_optimizer(t: TrainConfig, phase: Phase, steps_per_epoch: int):

@@ -41,6 +41,8 @@ def test_two_class_run_learns_and_writes_the_run_directory(trained_run):
                  "training_plots/accuracy_curve.png", "training_plots/loss_curve.png",
                  "checkpoints/best.keras", "model.tflite"):  # fmt: skip
         assert (run / name).is_file(), name
+    temp_files = [p.name for p in run.rglob(".*") if p.name != ".lock"]
+    assert temp_files == []  # every file was written under a temp name, then renamed
     meta = json.loads((run / "model.json").read_text())
     assert meta["exports"]["tflite"]["max_abs_diff_vs_keras"] < 1e-4
     assert trained_run.card.exports.keys() == {"tflite"}
