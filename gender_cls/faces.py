@@ -290,9 +290,12 @@ class CropCache:
         if aligned is None:
             none_file.touch()
             return CropResult(path, None)
-        with replacing(crop_file) as temp:
-            if not cv2.imwrite(str(temp), cv2.cvtColor(aligned, cv2.COLOR_RGB2BGR)):
-                return CropResult(path, None, f"could not write its crop to {self.folder}")
+        try:
+            with replacing(crop_file) as temp:
+                if not cv2.imwrite(str(temp), cv2.cvtColor(aligned, cv2.COLOR_RGB2BGR)):
+                    raise OSError("cv2.imwrite failed")
+        except OSError as error:
+            return CropResult(path, None, f"could not write its crop to {self.folder} ({error})")
         return CropResult(path, str(crop_file))
 
     def get_many(

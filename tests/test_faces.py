@@ -215,3 +215,11 @@ def test_mtcnn_finds_the_same_eyes_as_blazeface():
         found["mtcnn"].landmarks[:2] - found["blazeface"].landmarks[:2], axis=1
     )
     assert offsets.max() < 0.2 * eye_distance  # image-left eye first in both
+
+
+def test_a_crop_that_cannot_be_written_is_reported_not_raised(face_data, tmp_path, monkeypatch):
+    monkeypatch.setattr(faces.cv2, "imwrite", lambda *args, **kwargs: False)
+    path = str(sorted((face_data / "train" / "male").glob("*.jpg"))[0])
+    result = faces.CropCache(tmp_path, FaceCrop(), 64).get(path)
+    assert result.crop is None and "could not write its crop" in result.error
+    assert list(tmp_path.iterdir()) == []  # no crop and no temp file left
