@@ -249,7 +249,7 @@ def _check_card_values(values: dict, source) -> None:
     if not isinstance(names, list) or len(names) < 2:
         raise UserError(f"{source}: class_names must be a list of two or more names")
     for name in names:
-        if not (isinstance(name, str) and PLAIN_NAME.fullmatch(name)) or name in (".", ".."):
+        if not _plain(name):
             raise UserError(f"{source}: class name {name!r} is not a plain name (1-100 "
                             "characters, no slash, backslash or control character)")  # fmt: skip
     size = values["image_size"]
@@ -260,8 +260,7 @@ def _check_card_values(values: dict, source) -> None:
     if threshold is not None and not numeric:
         raise UserError(f"{source}: threshold must be a number, not {threshold!r}")
     for fmt, record in dict(values.get("exports") or {}).items():
-        file = record.get("file") if isinstance(record, dict) else None
-        if not (isinstance(file, str) and PLAIN_NAME.fullmatch(file)) or file in (".", ".."):
+        if not (isinstance(record, dict) and _plain(record.get("file"))):
             raise UserError(f"{source}: export {fmt!r} must name its file beside the model "
                             '({"file": "model.tflite", ...})')  # fmt: skip
 
@@ -310,6 +309,11 @@ def prepare_run_dir(run_dir: str | Path, overwrite: bool = False, resume: bool =
         shutil.rmtree(target) if target.is_dir() else target.unlink()
     run_dir.mkdir(parents=True, exist_ok=True)
     return run_dir
+
+
+def _plain(name) -> bool:
+    """A string fit for one path component: PLAIN_NAME, and not "." or ".."."""
+    return isinstance(name, str) and bool(PLAIN_NAME.fullmatch(name)) and name not in (".", "..")
 
 
 def run_entries(run_dir: Path) -> list[Path]:
