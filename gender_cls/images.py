@@ -13,7 +13,7 @@ from PIL import Image, ImageOps
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
 BACKGROUND = 255  # transparent pixels are composited onto white
 MAX_PIXELS_VARIABLE = "GENDER_CLS_MAX_PIXELS"
-DEFAULT_MAX_PIXELS = 64_000_000  # a 48-megapixel photo passes; raise with the variable above
+DEFAULT_MAX_PIXELS = 64_000_000  # a 48-megapixel photo passes; --max_pixels raises it
 
 
 class ImageReadError(ValueError):
@@ -72,8 +72,8 @@ def read_image(path: str | Path, size_hint: int | None = None) -> np.ndarray:
             width, height = image.size
             if width * height > max_pixels():
                 raise ImageReadError(path, f"{width} x {height} pixels, more than the "
-                                     f"{max_pixels():,} allowed; set {MAX_PIXELS_VARIABLE} "
-                                     "to allow more")  # fmt: skip
+                                     f"{max_pixels():,} allowed; pass --max_pixels N "
+                                     f"(or set {MAX_PIXELS_VARIABLE}) to allow more")  # fmt: skip
             image.load()
             factor = min(width, height) // size_hint if size_hint else 1
             if factor > 1 and image.mode in ("RGB", "RGBA", "L", "LA"):

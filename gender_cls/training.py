@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import logging
 import math
-import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -17,7 +15,7 @@ import numpy as np
 import tensorflow as tf
 
 from gender_cls import artifacts, metrics, plots
-from gender_cls.atomic import replacing, temp_path, write_text
+from gender_cls.atomic import replacing, write_text
 from gender_cls.augment_layer import resolve_placement, with_augmentation
 from gender_cls.backbones import get_backbone
 from gender_cls.config import (
@@ -44,6 +42,7 @@ from gender_cls.models import (
     unfreeze_last,
 )
 from gender_cls.pipeline import make_dataset, mixup
+from gender_cls.run_callbacks import ClassifierCheckpoint, EpochBackup, HistoryLog, read_history
 
 log = logging.getLogger(__name__)
 
@@ -146,25 +145,6 @@ def make_metrics(num_classes: int) -> list:
     ]
 
 
-class ClassifierCheckpoint(keras.callbacks.ModelCheckpoint):
-    """ModelCheckpoint that saves `classifier` when fit() trains a wrapper around it (one that
-    augments on the accelerator), not the wrapper; each save goes to a temp file renamed over
-    `filepath`, so a kill never leaves half a checkpoint."""
-
-    def __init__(self, classifier: keras.Model, filepath: str, **kwargs):
-        self.final = Path(filepath)
-        super().__init__(str(temp_path(self.final)), **kwargs)
-        self.classifier = classifier
-
-    def set_model(self, model: keras.Model) -> None:
-        super().set_model(self.classifier)
-
-    def on_epoch_end(self, epoch, logs=None) -> None:
-        super().on_epoch_end(epoch, logs)
-        if Path(self.filepath).exists():
-            os.replace(self.filepath, self.final)
-
-
 def make_optimizer(t: TrainConfig, phase: Phase, steps_per_epoch: int):
     """Adam, AdamW or SGD (Nesterov momentum 0.9) at the phase's learning rate, or on a warm-up +
     cosine schedule over its steps; with `t.ema` it keeps a moving average of the weights."""
@@ -212,30 +192,14 @@ def make_callbacks(
         callbacks.append(ClassifierCheckpoint(classifier, path, monitor=monitor, mode=mode,
                                               save_best_only=True))  # fmt: skip
     callbacks += [
-        keras.callbacks.CSVLogger(str(run_dir / artifacts.HISTORY_FILE), append=True),
+        HistoryLog(run_dir / artifacts.HISTORY_FILE),
         # Last, so an epoch is logged before its backup: a kill in between repeats a row, never
         # loses one (read_history keeps the last row per epoch).
-        keras.callbacks.BackupAndRestore(
-            str(checkpoints / f"backup_{phase.name}"), double_checkpoint=True
-        ),
+        EpochBackup(checkpoints / f"backup_{phase.name}"),
     ]
     if t.tensorboard:
         callbacks.append(keras.callbacks.TensorBoard(str(run_dir / "logs")))
     return callbacks
-
-
-def read_history(path: Path) -> dict[str, list[float]]:
-    """history.csv as {metric: per-epoch values}, keeping the last row of a repeated epoch."""
-    if not path.is_file():
-        return {}
-    with path.open() as handle:
-        rows = {int(row["epoch"]): row for row in csv.DictReader(handle)}
-    history: dict[str, list[float]] = {}
-    for epoch in sorted(rows):
-        for key, value in rows[epoch].items():
-            if key != "epoch":
-                history.setdefault(key, []).append(float(value) if value else float("nan"))
-    return history
 
 
 def _cached_head(

@@ -174,3 +174,18 @@ def test_keras_settings_pick_the_keras_model():
     assert keras_if_asked("auto", True, None) == "keras"
     assert keras_if_asked("auto", False, False) == "keras"
     assert keras_if_asked("tflite", False, True) == "tflite"  # open_runner then says it is wrong
+
+
+@pytest.mark.slow
+def test_max_pixels_option_refuses_and_allows_a_large_image(trained_run, tmp_path, monkeypatch):
+    from gender_cls.images import MAX_PIXELS_VARIABLE
+
+    monkeypatch.setenv(MAX_PIXELS_VARIABLE, "64000000")  # restored after: the option sets it
+    big = tmp_path / "big.png"
+    Image.new("RGB", (3000, 2000), (120, 80, 60)).save(big)
+    args = ["--image_path", str(big), "--model_path", str(trained_run.run_dir)]
+    refused = CliRunner().invoke(predict_command, [*args, "--max_pixels", "5000000"])
+    assert refused.exit_code == 1
+    assert "3000 x 2000 pixels, more than the 5,000,000 allowed; pass --max_pixels" in refused.output
+    allowed = CliRunner().invoke(predict_command, [*args, "--max_pixels", "6000000"])
+    assert allowed.exit_code == 0, allowed.output

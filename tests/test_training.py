@@ -107,6 +107,8 @@ def test_killed_run_resumes_and_completes(two_class_data, tmp_path):
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     assert not (run / "model.keras").exists()
+    newest = sorted((run / "checkpoints").glob("backup_*/epoch-*.weights.h5"))[-1]
+    newest.write_bytes(newest.read_bytes()[:1000])  # as if the kill came mid-save
 
     resumed = subprocess.run([*args[:2], "--output_dir", str(run), "--resume"], env=env,
                              capture_output=True, text=True, timeout=400)  # fmt: skip
@@ -115,6 +117,7 @@ def test_killed_run_resumes_and_completes(two_class_data, tmp_path):
     assert sorted(set(map(int, epochs))) == list(range(10))
     assert len(read_history(history)["loss"]) == 10
     assert (run / "model.keras").is_file() and (run / "model.json").is_file()
+    assert "cannot be restored" in resumed.stderr
 
 
 @pytest.mark.parametrize(

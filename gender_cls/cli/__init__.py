@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import rich_click as click
 
-from gender_cls.cli.common import CONTEXT
+from gender_cls.cli.common import CONTEXT, MAX_PIXELS_OPTION
 from gender_cls.cli.evaluate import evaluate_command
 from gender_cls.cli.predict import predict_command
 from gender_cls.cli.tools import (
@@ -31,4 +31,5 @@ def main() -> None:
 for command in (train_command, evaluate_command, predict_command, export_command,
                 crop_faces_command, calibrate_command, find_lr_command, distort_command,
                 train_verifier_command, verify_command, evaluate_verifier_command):  # fmt: skip
+    MAX_PIXELS_OPTION(command)  # every command reads images, export's int8 calibration too
     main.add_command(command)

@@ -11,6 +11,7 @@ import rich_click as click
 
 from gender_cls.config import THRESHOLD_METRICS
 from gender_cls.errors import UserError, silenced_stderr
+from gender_cls.images import DEFAULT_MAX_PIXELS, MAX_PIXELS_VARIABLE
 
 
 def _dashes_as_underscores(token: str) -> str:
@@ -112,6 +113,19 @@ def explicit(ctx: click.Context, name: str) -> bool:
     source = ctx.get_parameter_source(name)
     return source not in (None, click.core.ParameterSource.DEFAULT)
 
+
+def _set_max_pixels(_ctx, _param, value: int | None) -> None:
+    """Through the environment, so the tf.data workers and child processes see it too."""
+    if value is not None:
+        os.environ[MAX_PIXELS_VARIABLE] = str(value)
+
+
+MAX_PIXELS_OPTION = click.option(
+    "--max_pixels", type=click.IntRange(min=1), default=None, expose_value=False, is_eager=True,
+    callback=_set_max_pixels, show_default=f"{DEFAULT_MAX_PIXELS:,}, or ${MAX_PIXELS_VARIABLE}",
+    help="Refuse an image of more pixels (width x height) than this before decoding it; raise "
+    "it for very large photos (decoding costs about 4 bytes a pixel).",
+)  # fmt: skip
 
 VERBOSE_OPTION = click.option("--verbose", "-v", is_flag=True,
                               help="Show TensorFlow's own logging.")  # fmt: skip
