@@ -141,7 +141,12 @@ def test_commands_on_a_run_in_use_are_one_line_and_exit_2_and_change_nothing(loc
     from click.testing import CliRunner
     from conftest import make_image_tree
 
-    from gender_cls.cli import calibrate_command, export_command, train_command
+    from gender_cls.cli import (
+        calibrate_command,
+        export_command,
+        train_command,
+        train_verifier_command,
+    )
 
     run, holder = locked_run
     data = make_image_tree(run.parent / "data", {"female": 4, "male": 4})
@@ -156,6 +161,8 @@ def test_commands_on_a_run_in_use_are_one_line_and_exit_2_and_change_nothing(loc
                          "--weights", "none"]),
         (export_command, ["--model_path", str(run)]),
         (calibrate_command, ["--model_path", str(run)]),
+        (train_verifier_command, ["--data_path", str(data), "--output_dir", str(run),
+                                  "--overwrite", "--weights", "none"]),
     ]:  # fmt: skip
         result = CliRunner().invoke(command, args)
         assert result.exit_code == 2, (args, result.output)

@@ -186,6 +186,7 @@ def test_max_pixels_option_refuses_and_allows_a_large_image(trained_run, tmp_pat
     args = ["--image_path", str(big), "--model_path", str(trained_run.run_dir)]
     refused = CliRunner().invoke(predict_command, [*args, "--max_pixels", "5000000"])
     assert refused.exit_code == 1
-    assert "3000 x 2000 pixels, more than the 5,000,000 allowed; pass --max_pixels" in refused.output
+    message = "3000 x 2000 pixels, more than the 5,000,000 allowed; pass --max_pixels"
+    assert message in refused.output
     allowed = CliRunner().invoke(predict_command, [*args, "--max_pixels", "6000000"])
     assert allowed.exit_code == 0, allowed.output
