@@ -23,7 +23,7 @@ from gender_cls.config import (
 
 @click.command("evaluate", context_settings=CONTEXT)
 @option_panels(with_model_panels({
-    "Test data": ["data_path", "split", "groups", "face_fallback", "face_cache"],
+    "Test data": ["data_path", "split", "groups", "face_fallback", "face_cache", "max_pixels"],
     "Threshold": ["tune_on", "threshold_metric"],
     "Output": ["output_dir", "max_misclassified", "gradcam"],
 }))  # fmt: skip

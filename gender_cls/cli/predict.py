@@ -20,7 +20,7 @@ from gender_cls.errors import UserError
 
 @click.command("predict", context_settings=CONTEXT)
 @option_panels(with_model_panels({
-    "Images": ["image_paths", "top_k"],
+    "Images": ["image_paths", "top_k", "max_pixels"],
     "Output": ["save_dir", "gradcam"],
 }))  # fmt: skip
 @click.option(

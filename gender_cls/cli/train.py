@@ -320,7 +320,7 @@ def _apply_demo(ctx: click.Context, options: dict) -> None:
 
 TRAIN_PANELS = {
     "Data": ["data_path", "image_size", "batch_size", "val_split", "balance", "resize", "cache",
-             "seed"],
+             "seed", "max_pixels"],
     "Faces": ["face_crop", "face_detector", "face_margin", "face_fallback", "face_cache"],
     "Model": ["backbone", "weights", "alpha", "head", "head_units", "dropout"],
     "Training": ["recipe", "config", "epochs", "head_epochs", "fine_tune_epochs",
