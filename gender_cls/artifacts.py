@@ -34,6 +34,7 @@ EMBEDDED_CARD = "gender_cls.json"  # the card inside a .keras zip, or an attribu
 PLAIN_NAME = re.compile(r"[^/\\\x00-\x1f\x7f]{1,100}")  # a class name from a card
 LOCK_FILE = ".lock"  # the writer's lock of a run folder; names the process that holds it
 _held_locks: set[Path] = set()
+INHERITED_LOCKS = "GENDER_CLS_INHERITED_LOCKS"
 
 
 def write_json(data: Any, path: str | Path) -> None:
@@ -47,7 +48,7 @@ def run_lock(folder: str | Path) -> Iterator[None]:
     its process ends, so a dead holder's lock is simply taken over. Another live holder is a
     UserError naming it. Re-entrant within a process (training's export takes it again)."""
     folder = Path(folder).resolve()
-    if folder in _held_locks:
+    if folder in _held_locks or _held_by_parent(folder):
         yield
         return
     folder.mkdir(parents=True, exist_ok=True)
@@ -68,6 +69,21 @@ def run_lock(folder: str | Path) -> Iterator[None]:
     finally:
         _held_locks.discard(folder)
         os.close(fd)  # releases the lock
+
+
+def lock_inheriting_env() -> dict[str, str]:
+    """The environment for a child process that works in the folders this process holds
+    locked, while this process waits for it (an export run under another Keras backend)."""
+    held = {"pid": os.getpid(), "folders": sorted(str(f) for f in _held_locks)}
+    return {**os.environ, INHERITED_LOCKS: json.dumps(held)}
+
+
+def _held_by_parent(folder: Path) -> bool:
+    try:
+        held = json.loads(os.environ.get(INHERITED_LOCKS, "{}"))
+    except json.JSONDecodeError:
+        return False
+    return held.get("pid") == os.getppid() and str(folder) in held.get("folders", [])
 
 
 def read_json(path: str | Path) -> dict:

@@ -56,6 +56,10 @@ class DatasetIndex:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def all_paths(self) -> list[str]:
+        """Every file of every split, split by split."""
+        return [p for split in self.splits.values() for p in split.paths]
+
     def summary(self) -> str:
         """A table of images per class and split."""
         names = [n for n in ("train", "val", "test") if n in self.splits]
@@ -227,7 +231,11 @@ def _require_two_classes(class_names: list[str], folder: Path) -> None:
 
 def check_readable(index: DatasetIndex, workers: int = 4) -> DatasetIndex:
     """Decode every image once; drop unreadable files (logged and counted) from every split."""
-    all_paths = [p for split in index.splits.values() for p in split.paths]
+    return drop_unreadable(index, find_unreadable(index.all_paths(), workers))
+
+
+def find_unreadable(paths: list[str], workers: int = 4) -> list[tuple[str, str]]:
+    """(path, reason) of each of `paths` that does not decode."""
 
     def probe(path: str) -> str | None:
         try:
@@ -239,20 +247,25 @@ def check_readable(index: DatasetIndex, workers: int = 4) -> DatasetIndex:
     from tqdm import tqdm
 
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        checks = tqdm(pool.map(probe, all_paths), total=len(all_paths), desc="checking images",
+        checks = tqdm(pool.map(probe, paths), total=len(paths), desc="checking images",
                       unit="img", disable=not sys.stderr.isatty(), leave=False)  # fmt: skip
-        reasons = dict(zip(all_paths, checks, strict=True))
-    bad = [(p, r) for p, r in reasons.items() if r is not None]
+        return [(p, r) for p, r in zip(paths, checks, strict=True) if r is not None]
+
+
+def drop_unreadable(index: DatasetIndex, bad: list[tuple[str, str]]) -> DatasetIndex:
+    """`index` without the `bad` (path, reason) files, each logged; every class must keep one."""
     for path, reason in bad:
         log.warning("skipping unreadable image %s (%s)", path, reason)
     if bad:
-        log.warning("skipped %d unreadable file(s) of %d", len(bad), len(all_paths))
+        log.warning("skipped %d unreadable file(s) of %d", len(bad), len(index.all_paths()))
     bad_set = {p for p, _ in bad}
     splits = {}
     for name, split in index.splits.items():
         keep = [i for i, p in enumerate(split.paths) if p not in bad_set]
         splits[name] = Split([split.paths[i] for i in keep], [split.labels[i] for i in keep])
-    checked = DatasetIndex(index.root, index.class_names, splits, index.layout, bad)
+    checked = DatasetIndex(
+        index.root, index.class_names, splits, index.layout, [tuple(b) for b in bad]
+    )
     _require_readable_classes(checked)
     return checked
 

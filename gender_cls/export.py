@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +76,10 @@ def export_model(
     if ref.file.suffix.lower() in (".tflite", ".onnx"):
         raise UserError(f"{ref.file}: already an export; pass the run directory or its .keras")
     target = export_path(ref.file, fmt, quantize)
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return _export_under_tensorflow(ref, fmt, quantize)
     with artifacts.run_lock(ref.file.parent):
         if samples is None:
             samples = sample_images(ref.file.parent, ref.card, 32)
@@ -85,6 +91,22 @@ def export_model(
         card.save(ref.card_path)
     log.debug("exported %s (%s)", target, record)
     return record
+
+
+def _export_under_tensorflow(ref: artifacts.ModelRef, fmt: str, quantize: str | None) -> dict:
+    """The converters need the TensorFlow backend: export in a child process that reloads the
+    saved model under it (this process may hold the run's lock; the child works under it)."""
+    args = [sys.executable, "-m", "gender_cls", "export", "--model_path", str(ref.file),
+            "--format", fmt, *(["--quantize", quantize] if quantize else [])]  # fmt: skip
+    env = {**artifacts.lock_inheriting_env(), "KERAS_BACKEND": "tensorflow"}
+    log.info("exporting %s under the TensorFlow backend (a child process)", ref.file.name)
+    done = subprocess.run(args, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        lines = (done.stderr or done.stdout).strip().splitlines()
+        raise UserError(f"{ref.file}: export under TensorFlow failed: "
+                        f"{lines[-1] if lines else f'exit {done.returncode}'}")  # fmt: skip
+    key = fmt if not quantize else f"{fmt}_{quantize}"
+    return artifacts.resolve_model(ref.file).card.exports[key]
 
 
 def _export(model, fmt: str, quantize: str | None, samples: np.ndarray, target: Path) -> dict:

@@ -87,6 +87,7 @@ def make_dataset(
     cache: bool = False,
     seed: int = 42,
     images_per_class: int = 0,
+    shard: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
     """Batches of (float32 pixels in [0, 255], targets) for fit(), evaluate() or predict().
 
@@ -94,11 +95,21 @@ def make_dataset(
     with equal probability and makes an epoch (largest class x number of classes) images;
     `images_per_class` K > 0 draws random classes K images at a time (for metric learning, whose
     batches need several images of one class), an epoch of as many images as the split.
+
+    `shard` (process index, process count): `batch_size` is the global batch, and this process
+    decodes only its slice of each (batch_size / count images), so the processes' batches
+    together are the one-process batch; the last partial global batch is dropped so that every
+    process takes as many steps.
     """
     targets = encode_labels(split.labels, num_classes)
     if not training:
         ds = _source(split.paths, targets, image_size, resize, cache, None)
-        ds = _load(ds, image_size, resize, cache, None, seed)
+        if shard:  # every process must take as many steps: a file that broke is an error
+            ds, batch_size = _shard(ds, batch_size, shard)
+            ds = _load(ds, image_size, resize, cache, None, seed)
+            ds = ds.apply(assert_cardinality(len(split) // (batch_size * shard[1]) * batch_size))
+        else:
+            ds = _load(ds, image_size, resize, cache, None, seed)
     else:
         augment = None if augment is None or augment.is_identity else augment
         if images_per_class:
@@ -110,6 +121,10 @@ def make_dataset(
         else:
             ds = _source(split.paths, targets, image_size, resize, cache, seed).repeat(SPARE)
             epoch = len(split)
+        if shard:
+            epoch = epoch // batch_size * (batch_size // shard[1])
+            ds, batch_size = _shard(ds, batch_size, shard)
+            seed += shard[0]  # each process augments its slice with its own random draws
         # A longer stream, then take: an epoch keeps its length when a few files break; when
         # too many break the stream ends early and assert_cardinality fails (never an endless
         # search for readable images).
@@ -117,6 +132,17 @@ def make_dataset(
         ds = ds.apply(assert_cardinality(epoch))
     ds = ds.batch(batch_size).map(lambda x, y: (tf.cast(x, tf.float32), y))
     return ds.prefetch(AUTOTUNE)
+
+
+def _shard(ds: tf.data.Dataset, batch_size: int, shard: tuple[int, int]):
+    """(this process's slice of every full run of `batch_size` elements, its size)."""
+    index, count = shard
+    if batch_size % count:
+        raise ValueError(f"a global batch of {batch_size} does not split over {count} processes")
+    local = batch_size // count
+    ds = ds.batch(batch_size, drop_remainder=True)
+    ds = ds.map(lambda *xs: tuple(x[index * local : (index + 1) * local] for x in xs))
+    return ds.unbatch(), local
 
 
 def _repeated_classes(split, targets, num_classes, image_size, resize, cache, seed):

@@ -6,6 +6,7 @@ import dataclasses
 import logging
 import math
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gender_cls import artifacts, metrics, plots
+from gender_cls import artifacts, metrics, multihost, plots
 from gender_cls.atomic import replacing, write_text
 from gender_cls.augment_layer import resolve_placement, with_augmentation
 from gender_cls.backbones import get_backbone
@@ -25,7 +26,14 @@ from gender_cls.config import (
     RunConfig,
     TrainConfig,
 )
-from gender_cls.data import DatasetIndex, check_readable, class_weights, discover
+from gender_cls.data import (
+    DatasetIndex,
+    check_readable,
+    class_weights,
+    discover,
+    drop_unreadable,
+    find_unreadable,
+)
 from gender_cls.distribute import make_strategy
 from gender_cls.errors import UserError
 from gender_cls.faces import CropCache, crop_split, make_detector
@@ -237,10 +245,21 @@ def _prepare_layers(model: keras.Model, phase: Phase) -> None:
 def _load_index(config: RunConfig, run_dir: Path, resume: bool) -> DatasetIndex:
     split_file = run_dir / artifacts.SPLIT_FILE
     if resume and split_file.is_file():  # the same split as before the interruption, re-checked
-        return check_readable(DatasetIndex.load(split_file))
-    index = check_readable(discover(config.data.data_path, config.data.val_split, config.data.seed))
+        return _checked(DatasetIndex.load(split_file))
+    index = _checked(discover(config.data.data_path, config.data.val_split, config.data.seed))
     index.save(split_file)
     return index
+
+
+def _checked(index: DatasetIndex) -> DatasetIndex:
+    """check_readable; with several processes each decodes its share of the files and they
+    pool what they found."""
+    cluster = multihost.current()
+    if cluster is None:
+        return check_readable(index)
+    paths = index.all_paths()[cluster.process_id :: cluster.num_processes]
+    found = multihost.allgather_json(find_unreadable(paths))
+    return drop_unreadable(index, [tuple(bad) for part in found for bad in part])
 
 
 def validation_report(model, index: DatasetIndex, val_ds, t: TrainConfig) -> dict:
@@ -264,7 +283,14 @@ def train(
     output_model: str | None = None,
     verbose: int | str = "auto",
 ) -> TrainingResult:
-    """Train a classifier as `config` says and write the run directory; returns what it wrote."""
+    """Train a classifier as `config` says and write the run directory; returns what it wrote.
+    With several processes (multihost.join), process 0 does this and the others only train
+    alongside it (returning None)."""
+    cluster = multihost.current()
+    if cluster is not None and not cluster.is_writer:
+        if not resume:
+            check_before_work(config)
+        return _train_as_peer(resume, verbose)
     if resume:
         run_dir = artifacts.prepare_run_dir(config.train.output_dir, resume=True)
         with artifacts.run_lock(run_dir):
@@ -285,6 +311,16 @@ def train(
             if not (run_dir / artifacts.HISTORY_FILE).is_file():  # failed before its 1st epoch
                 artifacts.discard_run(run_dir, created)
             raise
+
+
+def _train_as_peer(resume: bool, verbose: int | str) -> None:
+    """A process other than 0: train in a scratch folder that starts as a copy of process 0's
+    run state (its config, split, finished phases and backups), then discard it."""
+    with tempfile.TemporaryDirectory(prefix="gender_cls-peer-") as scratch:
+        run_dir = Path(scratch)
+        multihost.share_run_state(run_dir)
+        config = RunConfig.load(run_dir / artifacts.CONFIG_FILE)
+        _train(config, run_dir, resume, None, verbose)
 
 
 def _train_beside(
@@ -312,7 +348,10 @@ def _train(
     config: RunConfig, run_dir: Path, resume: bool, output_model: str | None, verbose: int | str
 ) -> TrainingResult:
     """Data, model, phases, card and files of a run whose directory is ready."""
-    strategy = make_strategy(config.train.strategy)
+    cluster = multihost.current()
+    if cluster is not None and cluster.is_writer:
+        multihost.share_run_state(run_dir)  # the peers receive it in _train_as_peer
+    strategy = make_strategy("none" if cluster else config.train.strategy)
     data, model, augmented = data_and_model(config, run_dir, resume, strategy)
     if config.train.lr_finder and config.train.lr is None:  # --lr auto, not yet found
         sweep = range_test(model, augmented, data, config, run_dir / "training_plots")
@@ -320,8 +359,21 @@ def _train(
         config.save(run_dir / artifacts.CONFIG_FILE)  # a resumed run keeps this lr
         log.info("learning rate %.3g, suggested by the range test", sweep.suggestion)
     epochs, phase2_start = fit_phases(model, augmented, data, config, run_dir, strategy, verbose)
+    if cluster is not None:
+        if not cluster.is_writer:
+            return None
+        model, data = _alone(model, data, config)
     card = make_card(model, data, config, epochs, phase2_start)
     return write_run(model, card, data, config, run_dir, output_model, phase2_start)
+
+
+def _alone(model: keras.Model, data: TrainingData, config: RunConfig):
+    """Process 0 after training with others: the model on its own devices, and the whole
+    validation set (training saw its full global batches only), for the card and the files."""
+    d = config.data
+    val_ds = make_dataset(data.index.splits["val"], data.index.num_classes, data.image_size,
+                          d.batch_size, resize=d.resize)  # fmt: skip
+    return multihost.local_copy(model), dataclasses.replace(data, val_ds=val_ds)
 
 
 def find_lr(config: RunConfig, output_dir: str | Path, steps: int = 100) -> LrSweep:
@@ -375,6 +427,18 @@ def check_before_work(config: RunConfig) -> None:
     check_imagenet_weights(config.model, d.image_size or backbone.default_size)
     if d.face_crop:
         make_detector(d.face_detector)
+    if multihost.current() is not None:
+        _check_multiprocess(config)
+
+
+def _check_multiprocess(config: RunConfig) -> None:
+    """What one process would do over the whole data set is refused with several."""
+    if config.data.face_crop:
+        raise UserError("with several processes, crop the faces first (gender-cls crop-faces "
+                        "SRC DST), then train on DST without --face_crop")  # fmt: skip
+    if config.train.lr_finder and config.train.lr is None:
+        raise UserError("with several processes, find the learning rate first (gender-cls "
+                        "find-lr) and pass it as --lr")  # fmt: skip
 
 
 MIRROR_PAIRS = {  # classes each flip turns into each other
@@ -404,9 +468,13 @@ def prepare_data(
     image_size = d.image_size or get_backbone(config.model.backbone).default_size
     if d.face_crop:
         _crop_faces(index, config, run_dir, image_size)
-    batch_size = d.batch_size * replicas
+    cluster = multihost.current()
+    shard = (cluster.process_id, cluster.num_processes) if cluster else None
+    batch_size = d.batch_size * (cluster.num_processes if cluster else replicas)  # global
+    if cluster:
+        log.info("batch: %d per process, %d in all", d.batch_size, batch_size)
     val_ds = make_dataset(index.splits["val"], index.num_classes, image_size, batch_size,
-                          resize=d.resize, cache=d.cache)  # fmt: skip
+                          resize=d.resize, cache=d.cache, shard=shard)  # fmt: skip
     weights = None
     if d.class_weighted:
         weights = class_weights(index.splits["train"].labels, index.num_classes)
@@ -416,7 +484,7 @@ def prepare_data(
     train_ds = make_dataset(
         index.splits["train"], index.num_classes, image_size, batch_size, training=True,
         augment=augment, oversample=d.oversample, resize=d.resize, cache=d.cache,
-        seed=d.seed,
+        seed=d.seed, shard=shard,
     )  # fmt: skip
     if config.train.mixup:
         train_ds = mixup(train_ds, config.train.mixup, d.seed)
@@ -462,7 +530,9 @@ def fit_phases(
         _prepare_layers(model, phase)
         start = time.perf_counter()
         fit_model, fit_train, fit_val = augmented, data.train_ds, data.val_ds
-        cached = phase.name == "head" and not config.train.head_augment
+        # The feature cache predicts the whole split in one process: not with several.
+        alone = multihost.current() is None
+        cached = phase.name == "head" and not config.train.head_augment and alone
         if cached:
             fit_model, fit_train, fit_val = _cached_head(
                 model, data.index, config, data.image_size, data.batch_size
@@ -472,7 +542,7 @@ def fit_phases(
                 optimizer=make_optimizer(config.train, phase, _steps_per_epoch(fit_train, data)),
                 loss=make_loss(config.train, num_classes),
                 metrics=make_metrics(num_classes),
-                jit_compile=config.train.jit,
+                jit_compile=config.train.jit or keras.backend.backend() == "jax",
             )
         try:
             history = fit_model.fit(

@@ -16,7 +16,8 @@ def test_every_option_has_a_help_line(name):
 
 
 @pytest.mark.parametrize("name, panels", [
-    ("train", ["Data", "Faces", "Model", "Training", "Augmentation", "Speed", "Output"]),
+    ("train", ["Data", "Faces", "Model", "Training", "Augmentation", "Speed",
+               "Several processes (JAX)", "Output"]),
     ("evaluate", ["Test data", "Threshold", "Model", "Models from other toolkits", "Speed",
                   "Output"]),
     ("predict", ["Images", "Model", "Models from other toolkits", "Speed", "Output"]),

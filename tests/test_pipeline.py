@@ -137,3 +137,16 @@ def test_an_epoch_of_unreadable_files_ends_with_an_error_instead_of_spinning(tmp
     out = subprocess.run([sys.executable, "-c", TRAIN_ON_BROKEN_FILES, *paths],
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert out.stdout.split("\n")[:2] == ["ended: True", "ended: True"], out.stderr[-2000:]
+
+
+def test_process_shards_together_are_the_one_process_batches(split_tree):
+    train = discover(split_tree).splits["train"]
+    whole = list(make_dataset(train, 2, 32, 4, training=True, seed=3).as_numpy_iterator())
+    shards = [list(make_dataset(train, 2, 32, 4, training=True, seed=3, shard=(i, 2))
+                   .as_numpy_iterator()) for i in (0, 1)]  # fmt: skip
+    full = len(train) // 4
+    assert len(shards[0]) == len(shards[1]) == full  # the last partial global batch is dropped
+    for step in range(full):
+        for part in (0, 1):  # images and targets
+            joined = np.concatenate([shards[0][step][part], shards[1][step][part]])
+            np.testing.assert_array_equal(joined, whole[step][part])

@@ -56,7 +56,7 @@ def quiet_tensorflow(verbose: bool, import_now: bool = True) -> None:
     if import_now and "tensorflow" not in sys.modules:
         with silenced_stderr():
             import tensorflow  # noqa: F401
-    for noisy in ("tensorflow", "tf2onnx", "absl"):
+    for noisy in ("tensorflow", "tf2onnx", "absl", "jax._src.xla_bridge"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import sys
 import tempfile
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import rich_click as click
 
+from gender_cls import multihost
 from gender_cls.artifacts import ModelCard
 from gender_cls.cli.common import (
     CONTEXT,
@@ -241,7 +243,7 @@ def train_options(command):
         click.option("--mixed_precision/--no-mixed_precision", "mixed_precision",
                      default=t.mixed_precision,
                      help="mixed_float16 compute on a GPU (the output stays float32)."),
-        click.option("--jit/--no-jit", default=t.jit, help="XLA-compile the training step."),
+        click.option("--jit/--no-jit", default=t.jit, help="XLA-compile the training step (always on with KERAS_BACKEND=jax)."),
         click.option("--strategy", type=click.Choice(STRATEGIES),
                      default=t.strategy,
                      help="tf.distribute: auto mirrors over all GPUs when there are several; "
@@ -333,14 +335,33 @@ TRAIN_PANELS = {
                      "contrast_range", "fill_mode", "saturation_range", "hue_range",
                      "grayscale_probability", "blur_sigma", "jpeg_quality", "no_augment"],
     "Speed": ["head_augment", "mixed_precision", "jit", "strategy", "augment_on"],
+    "Several processes (JAX)": ["coordinator", "num_processes", "process_id", "peer_timeout"],
     "Output": ["output_dir", "output_model", "export", "tensorboard", "resume", "overwrite",
                "demo", "as_json", "show_config", "verbose", "help"],
 }  # fmt: skip
 
 
+CLUSTER_OPTIONS = [
+    click.option("--coordinator", default=None, metavar="HOST:PORT",
+                 show_default=f"${multihost.ENV_ADDRESSES}",
+                 help="Process 0's address, where every process meets (KERAS_BACKEND=jax)."),
+    click.option("--num_processes", type=click.IntRange(min=1), default=None,
+                 show_default=f"${multihost.ENV_COUNT}, else 1",
+                 help="Processes training together, one or more per machine; --batch_size is "
+                      "per process."),
+    click.option("--process_id", type=click.IntRange(min=0), default=None,
+                 show_default=f"${multihost.ENV_ID}",
+                 help="This process's number, 0 to N-1; process 0 writes the run."),
+    click.option("--peer_timeout", type=click.IntRange(min=5), default=60,
+                 help="Seconds to wait for the other processes to start, and before the others "
+                      "stop when one dies."),
+]  # fmt: skip
+
+
 @click.command("train", context_settings=CONTEXT)
 @option_panels(TRAIN_PANELS)
 @train_options
+@functools.partial(apply_options, options=CLUSTER_OPTIONS)
 @click.pass_context
 @handle_errors
 def train_command(ctx: click.Context, **options) -> None:
@@ -354,6 +375,11 @@ def train_command(ctx: click.Context, **options) -> None:
     verbose = options.pop("verbose")
     quiet_tensorflow(verbose)
     setup_logging(verbose)
+    cluster = multihost.cluster_from(options.pop("coordinator"), options.pop("num_processes"),
+                                     options.pop("process_id"))  # fmt: skip
+    peer_timeout = options.pop("peer_timeout")
+    if cluster is not None:  # before anything starts JAX on this process alone
+        multihost.join(cluster, peer_timeout)
     if options["demo"]:
         _apply_demo(ctx, options)
     if not options["data_path"] and not options["resume"] and not options["config"]:
@@ -370,10 +396,16 @@ def train_command(ctx: click.Context, **options) -> None:
 
     start = time.perf_counter()
     progress = 1 if sys.stdout.isatty() else 2
+    if cluster is not None and not cluster.is_writer:
+        progress = 0
     result = train(
         config, resume=options["resume"], overwrite=options["overwrite"],
         output_model=options["output_model"], verbose=progress,
     )  # fmt: skip
+    if result is None:
+        click.echo(f"process {cluster.process_id}: trained with process 0, which wrote "
+                   f"{config.train.output_dir}")  # fmt: skip
+        return
     if options["as_json"]:
         click.echo(json.dumps(result.card.to_dict(), indent=2, default=str))
         return
