@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import functools
 import logging
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -87,9 +88,15 @@ class LabelledPredictions:
 
 
 def _labelled_predictions(
-    predictor: Predictor, index: DatasetIndex, verbose: int, faces: CropCache | None, fallback: str
+    predictor: Predictor,
+    index: DatasetIndex,
+    verbose: int,
+    faces: CropCache | None,
+    fallback: str,
+    remote=None,
 ) -> LabelledPredictions:
-    """Predict the "test" split of `index` (its unreadable images dropped first)."""
+    """Predict the "test" split of `index` (its unreadable images dropped first); `remote`
+    (paths -> (probabilities, without TTA)) predicts elsewhere, on Ray."""
     index = check_readable(index)
     split, report = index.splits["test"], None
     if faces is not None:
@@ -97,7 +104,9 @@ def _labelled_predictions(
         log.info("face crop: %s", report.summary())
     log.info("predicting %d images from %s", len(split), index.root)
     plain = None
-    if predictor.tta > 1:  # each chunk decoded once for both: with and without test-time views
+    if remote is not None:
+        probabilities, plain = remote(split.paths)
+    elif predictor.tta > 1:  # each chunk decoded once for both: with and without test-time views
         pairs = [(predictor.predict_arrays(images), predictor.predict_arrays(images, 1))
                  for images in (predictor.load_inputs(c)[0] for c in chunks(split.paths))]  # fmt: skip
         probabilities = np.concatenate([with_views for with_views, _ in pairs])
@@ -119,13 +128,15 @@ def evaluate(
     face_cache: str | Path | None = None,
     groups: str | None = None,
     verbose: int = 0,
+    engine: str = "local",
+    ray_address: str | None = None,
     **predictor_options,
 ) -> EvaluationResult:
     """Predict every image of a labelled folder (or of the run's own `split`, "val" or "test",
     from its split.json) and measure the model on it; a model trained with a face crop is
     evaluated on aligned faces unless `face_crop` is False. `groups` ("utkface" or a CSV file)
     adds per-group metrics. `predictor_options` go to the Predictor (classes, threshold,
-    backend, input_scale...)."""
+    backend, input_scale...). `engine` "ray" predicts on Ray Data (ray_engine.py)."""
     if groups not in (None, "utkface") and not Path(groups).is_file():
         raise UserError(f"{groups}: groups file not found; pass a CSV (path, attributes...) or "
                         "utkface")  # fmt: skip
@@ -141,18 +152,26 @@ def evaluate(
     if predictor_options.get("classes") is None and model.card is None:
         predictor_options["classes"] = source.class_names  # a bare model: the folders' classes
     predictor = Predictor(model, **predictor_options)
+    remote = None
+    if engine == "ray":
+        from gender_cls import ray_engine
+
+        remote = functools.partial(ray_engine.probabilities, model_file=predictor.model_file,
+                                   options=predictor_options, num_classes=len(predictor.class_names),
+                                   tta=predictor.tta, address=ray_address)  # fmt: skip
     faces = None
     if predictor.face_crop is not None:
         folder = face_cache or default_cache_dir()
         faces = CropCache(folder, predictor.face_crop, predictor.image_size)
     if tune_on is not None and predictor.binary:
-        _tune(predictor, tune_on, data_dir, threshold_metric, verbose, faces, face_fallback)
+        _tune(predictor, tune_on, data_dir, threshold_metric, verbose, faces, face_fallback,
+              remote)  # fmt: skip
     if split is None:  # labels in the model's class order
         source = labelled_folder(data_dir, predictor.class_names)
     elif source.class_names != predictor.class_names:
         raise UserError(f"{data_dir}: classes {source.class_names} differ from the model's "
                         f"{predictor.class_names}; pass --data_path")  # fmt: skip
-    found = _labelled_predictions(predictor, source, verbose, faces, face_fallback)
+    found = _labelled_predictions(predictor, source, verbose, faces, face_fallback, remote)
     y_true, probabilities = found.y_true, found.probabilities
     y_pred = predictor.decide(probabilities)
     names = predictor.class_names
@@ -188,7 +207,8 @@ def evaluate(
     )  # fmt: skip
 
 
-def _tune(predictor: Predictor, tune_on, data_dir, metric, verbose, faces, fallback) -> None:
+def _tune(predictor: Predictor, tune_on, data_dir, metric, verbose, faces, fallback,
+          remote=None) -> None:  # fmt: skip
     """Re-tune the predictor's threshold on a labelled folder that is not the test folder."""
     if Path(tune_on).resolve() == Path(data_dir).resolve():
         raise UserError(f"{tune_on}: --tune_on must not be the test folder; use a validation set")
@@ -197,7 +217,7 @@ def _tune(predictor: Predictor, tune_on, data_dir, metric, verbose, faces, fallb
         config = card.config if card else None
         metric = config.train.threshold_metric if config else "f1"
     index = labelled_folder(tune_on, predictor.class_names)
-    found = _labelled_predictions(predictor, index, verbose, faces, fallback)
+    found = _labelled_predictions(predictor, index, verbose, faces, fallback, remote)
     predictor.threshold = tune_threshold(found.y_true, found.probabilities[:, 1], metric)
     predictor.threshold_source = f"tuned on {tune_on} to maximise {metric}"
     log.info("threshold %.4f %s", predictor.threshold, predictor.threshold_source)

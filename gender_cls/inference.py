@@ -242,9 +242,9 @@ class Predictor:
     def predict_paths(self, paths: list[str | Path]) -> list[Prediction]:
         """Predict image files and folders; unreadable files get an error, the rest a label.
         Files are decoded CHUNK at a time, so memory does not grow with their number."""
-        return [p for files in chunks(expand_paths(paths)) for p in self._predict_chunk(files)]
+        return [p for files in chunks(expand_paths(paths)) for p in self.predict_chunk(files)]
 
-    def _predict_chunk(self, files: list[str]) -> list[Prediction]:
+    def predict_chunk(self, files: list[str]) -> list[Prediction]:
         images, errors, faces = self.load_inputs(files, crop=True)
         readable = [p for p in files if p not in errors]
         probs = self.predict_arrays(images) if readable else []

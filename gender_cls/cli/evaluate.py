@@ -88,8 +88,8 @@ from gender_cls.config import (
 @model_options
 @handle_errors
 def evaluate_command(data_path, split, output_dir, tune_on, threshold_metric, max_misclassified, gradcam,
-                     face_fallback, groups, face_cache, model_path, as_json, verbose,
-                     **options) -> None:  # fmt: skip
+                     face_fallback, groups, face_cache, model_path, as_json, verbose, engine,
+                     ray_address, **options) -> None:  # fmt: skip
     """Evaluate a trained model on a labelled test folder and write a full report.
 
     \b
@@ -104,7 +104,8 @@ def evaluate_command(data_path, split, output_dir, tune_on, threshold_metric, ma
     result = evaluate(
         model_path, data_path, split=split, tune_on=tune_on, threshold_metric=threshold_metric,
         face_fallback=face_fallback, face_cache=face_cache, groups=groups,
-        verbose=progress_verbosity(as_json), **predictor_options(options),
+        verbose=progress_verbosity(as_json), engine=engine, ray_address=ray_address,
+        **predictor_options(options),
     )  # fmt: skip
     for line in result.assumptions:
         click.echo(f"assumed: {line}", err=True)

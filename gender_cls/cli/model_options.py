@@ -22,7 +22,7 @@ MODEL_PANELS = {  # the model options' panels, after those of the command itself
     "Model": ["model_path", "threshold", "face_crop", "tta"],
     "Models from other toolkits": ["classes", "input_scale", "input_mean", "input_std", "bgr",
                                    "output"],
-    "Speed": ["batch_size", "backend", "mixed_precision", "jit"],
+    "Speed": ["batch_size", "backend", "mixed_precision", "jit", "engine", "ray_address"],
     "Output": ["as_json", "verbose", "help"],
 }  # fmt: skip
 
@@ -81,6 +81,12 @@ def model_options(command):
         click.option("--face_crop/--no-face_crop", default=None,
                      show_default="as the model was trained",
                      help="Crop and align the face of each image first (BlazeFace)."),
+        click.option("--engine", type=click.Choice(["local", "ray"]), default="local",
+                     help="Where the images are predicted: this process, or Ray Data actors "
+                          "(streaming, over every CPU of a Ray cluster; pip install "
+                          "'gender_cls[ray]')."),
+        click.option("--ray_address", default=None, show_default="a new local Ray cluster",
+                     help="--engine ray: an existing cluster (auto, or ray://HOST:10001)."),
         click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout."),
         VERBOSE_OPTION,
     ]  # fmt: skip

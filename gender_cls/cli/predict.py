@@ -52,7 +52,7 @@ from gender_cls.errors import UserError
 @model_options
 @handle_errors
 def predict_command(image_paths, more_paths, top_k, save_dir, gradcam, model_path, as_json, verbose,
-                    **options) -> None:  # fmt: skip
+                    engine, ray_address, **options) -> None:  # fmt: skip
     """Predict the class of images (files or folders) with a trained model.
 
     \b
@@ -73,7 +73,14 @@ def predict_command(image_paths, more_paths, top_k, save_dir, gradcam, model_pat
     predictor = Predictor(model, **chosen)
     for line in predictor.assumptions:
         click.echo(f"assumed: {line}", err=True)
-    results = predictor.predict_paths(paths)
+    if engine == "ray":
+        from gender_cls import ray_engine
+        from gender_cls.inference import expand_paths
+
+        files = expand_paths(paths)
+        results = list(ray_engine.predict_paths(files, predictor.model_file, chosen, ray_address))
+    else:
+        results = predictor.predict_paths(paths)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in results], indent=2))
     else:
