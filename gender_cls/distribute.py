@@ -27,8 +27,9 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
     if name == "multiworker" or (name == "auto" and len(cluster.get("worker", [])) > 1):
         raise UserError(
             "multi-worker training is not available: Keras 3's fit() fails under "
-            "MultiWorkerMirroredStrategy (keras-team/keras#20585); train on one machine with "
-            "--strategy mirrored (all its GPUs), or unset TF_CONFIG"
+            "MultiWorkerMirroredStrategy (keras-team/keras#20585); train on several machines "
+            "with KERAS_BACKEND=jax and --coordinator/--num_processes/--process_id (README: "
+            "Several machines), on one with --strategy mirrored, or unset TF_CONFIG"
         )
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":

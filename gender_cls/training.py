@@ -282,7 +282,7 @@ def train(
     overwrite: bool = False,
     output_model: str | None = None,
     verbose: int | str = "auto",
-) -> TrainingResult:
+) -> TrainingResult | None:
     """Train a classifier as `config` says and write the run directory; returns what it wrote.
     With several processes (multihost.join), process 0 does this and the others only train
     alongside it (returning None)."""
@@ -346,8 +346,9 @@ def _train_beside(
 
 def _train(
     config: RunConfig, run_dir: Path, resume: bool, output_model: str | None, verbose: int | str
-) -> TrainingResult:
-    """Data, model, phases, card and files of a run whose directory is ready."""
+) -> TrainingResult | None:
+    """Data, model, phases, card and files of a run whose directory is ready (with several
+    processes, the others than 0 stop after the phases: None)."""
     cluster = multihost.current()
     if cluster is not None and cluster.is_writer:
         multihost.share_run_state(run_dir)  # the peers receive it in _train_as_peer
