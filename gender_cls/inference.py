@@ -207,20 +207,12 @@ class Predictor:
         images: dict[str, np.ndarray] = {}
         errors: dict[str, str] = {}
         faces: dict[str, object] = {}
-        cropper = self._face_cropper() if crop else None
 
         def load(path: str) -> None:
             try:
-                if cropper is None:
-                    images[path] = load_image(path, self.image_size, self.resize)
-                    return
-                rgb = read_image(path)
-                aligned, faces[path] = cropper.crop_image(rgb, self.image_size)
-                images[path] = (
-                    aligned
-                    if aligned is not None
-                    else resize_image(rgb, self.image_size, self.resize)
-                )
+                images[path], face = self.load_one(path, crop)
+                if crop and self.face_crop is not None:
+                    faces[path] = face
             except ImageReadError as error:
                 errors[path] = error.reason
 
@@ -229,6 +221,19 @@ class Predictor:
         readable = [images[p] for p in paths if p in images]
         shape = (0, self.image_size, self.image_size, 3)
         return (np.stack(readable) if readable else np.zeros(shape, np.uint8)), errors, faces
+
+    def load_one(self, source, crop: bool = True) -> tuple[np.ndarray, object | None]:
+        """One image (a path or a binary file object) as the model takes it, and the face found
+        (None without a face crop, or when none was found and the whole image is used).
+        Raises ImageReadError."""
+        cropper = self._face_cropper() if crop else None
+        if cropper is None:
+            return load_image(source, self.image_size, self.resize), None
+        rgb = read_image(source)
+        aligned, face = cropper.crop_image(rgb, self.image_size)
+        if aligned is None:
+            return resize_image(rgb, self.image_size, self.resize), None
+        return aligned, face
 
     def _face_cropper(self):
         if self.face_crop is None:
@@ -249,25 +254,24 @@ class Predictor:
         readable = [p for p in files if p not in errors]
         probs = self.predict_arrays(images) if readable else []
         by_path = dict(zip(readable, probs, strict=True))
-        results = []
-        for path in files:
-            if path in errors:
-                results.append(Prediction(path, error=errors[path]))
-                continue
-            p = by_path[path]
-            index = int(self.decide(p[None])[0])
-            results.append(
-                Prediction(
-                    path,
-                    label=self.class_names[index],
-                    confidence=float(p[index]),
-                    probabilities={n: float(v) for n, v in zip(self.class_names, p, strict=True)},
-                    threshold=self.threshold,
-                    face_box=_box(faces.get(path)),
-                    face_found=(path in faces and faces[path] is not None) if faces else None,
-                )
-            )
-        return results
+        return [Prediction(path, error=errors[path]) if path in errors
+                else self.prediction(path, by_path[path], faces.get(path)) for path in files]  # fmt: skip
+
+    def prediction(self, path: str, probabilities: np.ndarray, face=None) -> Prediction:
+        """One image's Prediction from its [classes] probabilities and the face it was cropped
+        to (None: no face crop, or no face found and the whole image used)."""
+        index = int(self.decide(probabilities[None])[0])
+        return Prediction(
+            path,
+            label=self.class_names[index],
+            confidence=float(probabilities[index]),
+            probabilities={
+                n: float(v) for n, v in zip(self.class_names, probabilities, strict=True)
+            },
+            threshold=self.threshold,
+            face_box=_box(face),
+            face_found=None if self.face_crop is None else face is not None,
+        )
 
 
 def chunks(items: list, size: int | None = None) -> Iterator[list]:

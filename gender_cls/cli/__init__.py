@@ -9,6 +9,7 @@ import rich_click as click
 from gender_cls.cli.common import CONTEXT, MAX_PIXELS_OPTION
 from gender_cls.cli.evaluate import evaluate_command
 from gender_cls.cli.predict import predict_command
+from gender_cls.cli.serve import serve_command
 from gender_cls.cli.tools import (
     calibrate_command,
     crop_faces_command,
@@ -20,7 +21,7 @@ from gender_cls.cli.verify import evaluate_verifier_command, train_verifier_comm
 
 __all__ = ["main", "train_command", "evaluate_command", "predict_command", "export_command",
            "crop_faces_command", "calibrate_command", "find_lr_command", "distort_command", "train_verifier_command",
-           "verify_command", "evaluate_verifier_command"]  # fmt: skip
+           "verify_command", "evaluate_verifier_command", "serve_command"]  # fmt: skip
 
 
 @click.group(context_settings=CONTEXT)
@@ -30,6 +31,7 @@ def main() -> None:
 
 for command in (train_command, evaluate_command, predict_command, export_command,
                 crop_faces_command, calibrate_command, find_lr_command, distort_command,
-                train_verifier_command, verify_command, evaluate_verifier_command):  # fmt: skip
+                train_verifier_command, verify_command, evaluate_verifier_command,
+                serve_command):  # fmt: skip
     MAX_PIXELS_OPTION(command)  # every command reads images, export's int8 calibration too
     main.add_command(command)

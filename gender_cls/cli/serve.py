@@ -1,0 +1,93 @@
+"""gender-cls serve: the HTTP API and page over an exported model."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import rich_click as click
+
+from gender_cls.cli.common import (
+    CONTEXT,
+    VERBOSE_OPTION,
+    handle_errors,
+    model_path_option,
+    setup_logging,
+)
+from gender_cls.errors import UserError
+
+SETTINGS_VARIABLE = "GENDER_CLS_SERVE"  # how the uvicorn workers learn what to serve
+
+
+@click.command("serve", context_settings=CONTEXT)
+@model_path_option("Run directory with an export, or a .tflite/.onnx file with its .json.")
+@click.option("--host", default="127.0.0.1", help="Address to listen on (0.0.0.0: every one).")
+@click.option("--port", type=click.IntRange(1, 65535), default=8000, help="Port to listen on.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=1,
+    help="Server processes, each with its own copy of the model.",
+)
+@click.option(
+    "--max_batch",
+    type=click.IntRange(min=1),
+    default=32,
+    help="Images of concurrent requests scored together, at most.",
+)
+@click.option(
+    "--max_wait_ms",
+    type=click.FloatRange(min=0),
+    default=5.0,
+    help="How long an image waits for others to fill its batch.",
+)
+@click.option(
+    "--max_upload_mb",
+    type=click.FloatRange(min=0.001),
+    default=20.0,
+    help="Largest request body (413 past it).",
+)
+@click.option(
+    "--max_files", type=click.IntRange(min=1), default=16, help="Most images in one request."
+)
+@click.option(
+    "--threshold",
+    type=click.FloatRange(0, 1),
+    default=None,
+    show_default="the model's",
+    help="Binary models: decision threshold.",
+)
+@click.option(
+    "--tta",
+    type=click.IntRange(1, 10),
+    default=1,
+    help="Test-time augmentation views, as predict.py --tta.",
+)
+@VERBOSE_OPTION
+@handle_errors
+def serve_command(model_path, host, port, workers, max_batch, max_wait_ms, max_upload_mb,
+                  max_files, threshold, tta, verbose) -> None:  # fmt: skip
+    """Serve a model over HTTP: POST /predict (images in, predict.py's JSON out), GET /model,
+    /health, /metrics (Prometheus) and a page at / to drop images on.
+
+    \b
+    gender-cls serve --model_path runs/gender-mnv2 --port 8000
+    curl -F files=@face.jpg http://127.0.0.1:8000/predict
+    curl --data-binary @face.jpg -H 'Content-Type: image/jpeg' http://127.0.0.1:8000/predict
+    """
+    setup_logging(verbose)
+    from gender_cls.serve import ServeLimits, predictor_for
+
+    limits = ServeLimits(max_batch, max_wait_ms, max_upload_mb, max_files)
+    settings = {"model_path": str(model_path), "threshold": threshold, "tta": tta,
+                "limits": limits.__dict__}  # fmt: skip
+    predictor = predictor_for(settings)  # checked here, before any worker starts
+    try:
+        import uvicorn
+    except ImportError:
+        raise UserError("serving needs uvicorn: pip install 'gender_cls[serve]'") from None
+    click.echo(f"serving {predictor.model_file} ({', '.join(predictor.class_names)}) on "
+               f"http://{host}:{port}/ with {workers} worker(s)", err=True)  # fmt: skip
+    os.environ[SETTINGS_VARIABLE] = json.dumps(settings)
+    uvicorn.run("gender_cls.serve:app_from_environment", factory=True, host=host, port=port,
+                workers=workers, log_level="info" if verbose else "warning")  # fmt: skip

@@ -1,0 +1,249 @@
+"""The HTTP API and page of `gender-cls serve`: a FastAPI app over one Predictor running an
+exported model (no TensorFlow). Images of concurrent requests are scored together in batches;
+a bad request is a 4xx with a one-line JSON error and never reaches the model."""
+
+import asyncio
+import io
+import json
+import logging
+import os
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from importlib import resources
+
+import numpy as np
+
+from gender_cls.errors import UserError
+from gender_cls.images import ImageReadError
+from gender_cls.inference import Predictor
+
+log = logging.getLogger(__name__)
+INSTALL = "pip install 'gender_cls[serve]' (fastapi, uvicorn, python-multipart, prometheus-client)"
+
+
+@dataclass
+class ServeLimits:
+    max_batch: int = 32  # images scored together
+    max_wait_ms: float = 5.0  # how long the first image of a batch waits for others
+    max_upload_mb: float = 20.0  # one request's body
+    max_files: int = 16  # images in one request
+
+
+class BadRequest(Exception):
+    def __init__(self, status: int, message: str):
+        super().__init__(message)
+        self.status = status
+
+
+class Batcher:
+    """Scores the images of concurrent requests together: a batch closes at `max_batch`
+    images or `max_wait_ms` after its first, and runs in one worker thread (runners are not
+    thread-safe), so the event loop keeps accepting requests meanwhile."""
+
+    def __init__(self, score, limits: ServeLimits, observe_batch):
+        self.score, self.limits, self.observe_batch = score, limits, observe_batch
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="score")
+        self.task: asyncio.Task | None = None
+
+    async def submit(self, images: list[np.ndarray]) -> list[np.ndarray]:
+        if self.task is None:
+            self.task = asyncio.create_task(self._run())
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in images]
+        for image, future in zip(images, futures, strict=True):
+            self.queue.put_nowait((image, future))
+        return list(await asyncio.gather(*futures))
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await self.queue.get()]
+            deadline = loop.time() + self.limits.max_wait_ms / 1000
+            while len(batch) < self.limits.max_batch:
+                try:
+                    batch.append(await asyncio.wait_for(self.queue.get(),
+                                                        max(0.0, deadline - loop.time())))  # fmt: skip
+                except TimeoutError:
+                    break
+            images = np.stack([image for image, _ in batch])
+            self.observe_batch(len(batch))
+            try:
+                scores = await loop.run_in_executor(self.worker, self.score, images)
+            except Exception as error:  # the model failed: every waiting request learns it
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(error)
+                continue
+            for (_, future), score in zip(batch, scores, strict=True):
+                if not future.done():
+                    future.set_result(score)
+
+
+def model_info(predictor: Predictor) -> dict:
+    """GET /model: what the server runs and how it decides."""
+    card = predictor.model_ref.card
+    return {
+        "model": predictor.model_file.name,
+        "runner": type(predictor.runner).__name__.removesuffix("Runner").lower(),
+        "classes": predictor.class_names,
+        "image_size": predictor.image_size,
+        "threshold": predictor.threshold,
+        "threshold_source": predictor.threshold_source,
+        "temperature": predictor.temperature,
+        "face_crop": asdict(predictor.face_crop) if predictor.face_crop else None,
+        "tta": predictor.tta,
+        "backbone": card.backbone if card else None,
+        "versions": card.versions if card else {},
+    }
+
+
+def make_app(predictor: Predictor, limits: ServeLimits | None = None):
+    """The FastAPI app: POST /predict, GET /model, /health, /metrics and the page at /."""
+    try:
+        import prometheus_client
+        from fastapi import FastAPI, Request
+        from fastapi.responses import HTMLResponse, JSONResponse, Response
+        from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+    except ImportError as error:
+        raise UserError(f"serving needs {error.name}: {INSTALL}") from None
+    prometheus_client.disable_created_metrics()  # no *_created series: they change nothing
+    limits = limits or ServeLimits()
+    registry = CollectorRegistry()
+    requests = Counter("gender_cls_requests", "Requests by endpoint and status code",
+                       ["endpoint", "status"], registry=registry)  # fmt: skip
+    images_total = Counter("gender_cls_images", "Images predicted", registry=registry)
+    latency = Histogram("gender_cls_request_seconds", "Request latency, seconds", ["endpoint"],
+                        registry=registry)  # fmt: skip
+    batch_sizes = Histogram("gender_cls_batch_size", "Images scored per model call",
+                            buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=registry)  # fmt: skip
+    batcher = Batcher(predictor.predict_arrays, limits, batch_sizes.observe)
+    decoder = ThreadPoolExecutor(max_workers=4, thread_name_prefix="decode")
+    info = model_info(predictor)
+    page = resources.files("gender_cls").joinpath("serve_page.html").read_text()
+    app = FastAPI(title="gender_cls", version=info["versions"].get("gender_cls", ""),
+                  docs_url="/docs", redoc_url=None)  # fmt: skip
+
+    @app.middleware("http")
+    async def measure(request: Request, call_next):
+        start = time.perf_counter()
+        response = await call_next(request)
+        endpoint = request.url.path if request.url.path in KNOWN_PATHS else "other"
+        requests.labels(endpoint, str(response.status_code)).inc()
+        latency.labels(endpoint).observe(time.perf_counter() - start)
+        return response
+
+    @app.exception_handler(BadRequest)
+    async def bad_request(_request, error: BadRequest):
+        return JSONResponse({"error": str(error)}, status_code=error.status)
+
+    @app.post("/predict")
+    async def predict(request: Request):
+        uploads = await read_uploads(request, limits)
+        loop = asyncio.get_running_loop()
+        decoded = await asyncio.gather(*(loop.run_in_executor(decoder, decode, predictor, name, data)
+                                         for name, data in uploads))  # fmt: skip
+        scores = await batcher.submit([image for image, _ in decoded])
+        images_total.inc(len(uploads))
+        return [predictor.prediction(name, score, face).to_dict()
+                for (name, _), (_, face), score in zip(uploads, decoded, scores, strict=True)]  # fmt: skip
+
+    @app.get("/model")
+    async def model():
+        return info
+
+    @app.get("/health")
+    async def health():
+        return {"status": "ok"}
+
+    @app.get("/metrics")
+    async def metrics():
+        return Response(generate_latest(registry), media_type="text/plain; version=0.0.4")
+
+    @app.get("/", response_class=HTMLResponse)
+    async def index():
+        return page
+
+    return app
+
+
+KNOWN_PATHS = ("/predict", "/model", "/health", "/metrics", "/")
+
+
+def predictor_for(settings: dict) -> Predictor:
+    """The Predictor `gender-cls serve` runs: an exported model only, so no TensorFlow."""
+    from gender_cls.artifacts import resolve_model
+    from gender_cls.runners import exported_file
+
+    model = resolve_model(settings["model_path"])
+    if exported_file(model) is None:
+        raise UserError(f"{model.file}: serve runs an exported model (no TensorFlow); run "
+                        f"gender-cls export --model_path {model.file} first")  # fmt: skip
+    return Predictor(model, threshold=settings.get("threshold"), tta=settings.get("tta", 1))
+
+
+def app_from_environment():
+    """The app of a uvicorn worker, from the settings serve_command left in the environment."""
+    from gender_cls.cli.serve import SETTINGS_VARIABLE
+
+    settings = json.loads(os.environ[SETTINGS_VARIABLE])
+    return make_app(predictor_for(settings), ServeLimits(**settings["limits"]))
+
+
+def decode(predictor: Predictor, name: str, data: bytes):
+    """(model-ready image, face) of one upload; a 400 naming it when it is not an image."""
+    try:
+        return predictor.load_one(io.BytesIO(data))
+    except ImageReadError as error:
+        reason = re.sub(r" <_io\.BytesIO object at \w+>", "", error.reason)  # Pillow names it
+        raise BadRequest(400, f"{name}: cannot read image ({reason})") from None
+
+
+async def read_uploads(request, limits: ServeLimits) -> list[tuple[str, bytes]]:
+    """The images of a request: the files of a multipart form, or the raw body (its name from
+    ?name=, else "image"); 413 past --max_upload_mb, 400 when empty or past --max_files."""
+    cap = int(limits.max_upload_mb * 2**20)
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > cap:
+        raise BadRequest(413, f"request of {int(declared):,} bytes; at most {cap:,} "
+                         "(--max_upload_mb)")  # fmt: skip
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > cap:
+            raise BadRequest(413, f"request over {cap:,} bytes (--max_upload_mb)")
+    kind = request.headers.get("content-type", "")
+    if kind.startswith("multipart/form-data"):
+        uploads = await _form_files(request.headers, bytes(body), limits.max_files)
+    else:
+        uploads = [(request.query_params.get("name", "image"), bytes(body))] if body else []
+    if not uploads or not any(data for _, data in uploads):
+        raise BadRequest(400, "no image in the request: send image bytes, or files in a "
+                         "multipart form")  # fmt: skip
+    if len(uploads) > limits.max_files:
+        raise BadRequest(400, f"{len(uploads)} images in one request; at most "
+                         f"{limits.max_files} (--max_files)")  # fmt: skip
+    empty = [name for name, data in uploads if not data]
+    if empty:
+        raise BadRequest(400, f"{empty[0]}: empty file")
+    return uploads
+
+
+async def _form_files(headers, body: bytes, max_files: int) -> list[tuple[str, bytes]]:
+    from starlette.formparsers import MultiPartException, MultiPartParser
+
+    async def stream():
+        yield body
+
+    try:
+        form = await MultiPartParser(headers, stream(), max_files=max_files + 1,
+                                     max_fields=100).parse()  # fmt: skip
+    except MultiPartException as error:
+        raise BadRequest(400, f"malformed multipart form: {error.message}") from None
+    files = []
+    for _, value in form.multi_items():
+        if hasattr(value, "read"):  # an UploadFile
+            files.append((value.filename or "image", await value.read()))
+    return files

@@ -1,0 +1,261 @@
+"""gender-cls serve: the API answers as predict.py does, batches concurrent requests, refuses
+bad requests with a 4xx and keeps serving, and its page works in headless Chromium."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import FACES
+from PIL import Image
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+from test_report import CHROMIUM, needs_chromium  # noqa: E402
+
+from gender_cls.inference import Predictor  # noqa: E402
+from gender_cls.serve import ServeLimits, make_app  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def client(trained_run):
+    predictor = Predictor(trained_run.run_dir)
+    limits = ServeLimits(max_batch=8, max_wait_ms=2, max_upload_mb=0.05, max_files=3)
+    with TestClient(make_app(predictor, limits)) as test_client:
+        yield test_client, predictor
+
+
+def png_bytes(size=(64, 64), seed=0) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, (*size[::-1], 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.mark.slow
+def test_predict_answers_as_predict_py_for_uploads_and_raw_bytes(client, two_class_data):
+    test_client, predictor = client
+    paths = sorted(str(p) for p in (two_class_data / "test").rglob("*.png"))[:3]
+    expected = [p.to_dict() for p in predictor.predict_paths(paths)]
+    files = [("files", (Path(p).name, Path(p).read_bytes(), "image/png")) for p in paths]
+    answer = test_client.post("/predict", files=files)
+    assert answer.status_code == 200, answer.text
+    for got, want in zip(answer.json(), expected, strict=True):
+        assert got == {**want, "path": Path(want["path"]).name}
+    raw = test_client.post("/predict?name=a.png", content=Path(paths[0]).read_bytes(),
+                           headers={"content-type": "image/png"})  # fmt: skip
+    assert raw.json() == [{**expected[0], "path": "a.png"}]
+
+
+@pytest.mark.slow
+def test_model_health_and_metrics(client):
+    test_client, predictor = client
+    card = test_client.get("/model").json()
+    assert card["classes"] == predictor.class_names and card["runner"] == "lite"
+    assert card["threshold"] == predictor.threshold and card["image_size"] == 64
+    assert test_client.get("/health").json() == {"status": "ok"}
+    test_client.post("/predict", content=b"")
+    metrics = test_client.get("/metrics").text
+    assert 'gender_cls_requests_total{endpoint="/predict",status="400"}' in metrics
+    assert "gender_cls_batch_size_bucket" in metrics and "gender_cls_request_seconds" in metrics
+    assert "<title>gender_cls</title>" in test_client.get("/").text
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("make, status, message", [
+    (lambda: {"content": b"not an image"}, 400, "image: cannot read image (cannot identify"),
+    (lambda: {"content": png_bytes()[:200]}, 400, "image: cannot read image ("),
+    (lambda: {"content": b""}, 400, "no image in the request"),
+    (lambda: {"content": png_bytes((400, 400), 1)}, 413, "(--max_upload_mb)"),
+    (lambda: {"files": [("f", (f"{i}.png", png_bytes(), "image/png")) for i in range(4)]}, 400,
+     "4 images in one request; at most 3 (--max_files)"),
+    (lambda: {"files": [("f", ("empty.png", b"", "image/png"))]}, 400, "no image in the request"),
+    (lambda: {"content": b"--x\r\nbroken", "headers": {"content-type": "multipart/form-data"}},
+     400, "malformed multipart form"),
+])  # fmt: skip
+def test_bad_requests_are_4xx_one_line_json_and_the_server_keeps_serving(client, make, status,
+                                                                         message):  # fmt: skip
+    test_client, _ = client
+    answer = test_client.post("/predict", **make())
+    assert answer.status_code == status, answer.text
+    error = answer.json()["error"]
+    assert message in error and "\n" not in error
+    assert test_client.get("/health").status_code == 200
+
+
+@pytest.mark.slow
+def test_too_many_pixels_is_a_400(client, monkeypatch):
+    from gender_cls.images import MAX_PIXELS_VARIABLE
+
+    monkeypatch.setenv(MAX_PIXELS_VARIABLE, "1000")
+    answer = client[0].post("/predict?name=big.png", content=png_bytes((40, 40)))
+    assert answer.status_code == 400
+    assert answer.json()["error"].startswith("big.png: cannot read image (40 x 40 pixels, more")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(trained_run):
+    """`gender-cls serve` in its own process, batching for up to 200 ms."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gender_cls", "serve", "--model_path", str(trained_run.run_dir),
+         "--port", str(port), "--max_wait_ms", "200"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=1)
+            break
+        except OSError:
+            assert process.poll() is None, process.stdout.read()
+            time.sleep(0.2)
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+def post_image(url: str, data: bytes) -> list:
+    request = urllib.request.Request(f"{url}/predict", data=data,
+                                     headers={"Content-Type": "image/png"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+@pytest.mark.slow
+def test_concurrent_requests_are_scored_in_batches(server):
+    image = png_bytes()
+    answers: list = []
+    threads = [threading.Thread(target=lambda: answers.append(post_image(server, image)))
+               for _ in range(12)]  # fmt: skip
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(answers) == 12 and all(a == answers[0] for a in answers)
+    metrics = urllib.request.urlopen(f"{server}/metrics", timeout=10).read().decode()
+    values = dict(line.rsplit(" ", 1) for line in metrics.splitlines() if line and line[0] != "#")
+    batches, images = (
+        float(values["gender_cls_batch_size_count"]),
+        float(values["gender_cls_batch_size_sum"]),
+    )
+    assert images == 12 and batches < 12  # at least two requests shared a model call
+
+
+def test_a_model_without_an_export_is_refused_in_one_line(tmp_path):
+    from click.testing import CliRunner
+
+    from gender_cls.cli import serve_command
+
+    (tmp_path / "model.keras").write_bytes(b"PK")
+    (tmp_path / "model.json").write_text(json.dumps({"class_names": ["a", "b"], "image_size": 64}))
+    result = CliRunner().invoke(serve_command, ["--model_path", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "serve runs an exported model (no TensorFlow); run gender-cls export" in result.output
+
+
+class Chromium:
+    """Headless Chromium driven over the DevTools protocol on a pipe (no extra package)."""
+
+    def __init__(self, tmp_path: Path):
+        to_browser, self.to_browser = os.pipe()
+        self.from_browser, from_browser = os.pipe()
+
+        def wire():  # the browser reads commands on fd 3 and writes answers on fd 4
+            ends = os.dup(to_browser), os.dup(from_browser)  # either may sit on 3 or 4 now
+            for target, end in zip((3, 4), ends, strict=True):
+                os.dup2(end, target)
+                os.set_inheritable(target, True)
+
+        self.process = subprocess.Popen(
+            [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe",
+             f"--user-data-dir={tmp_path / 'profile'}", "about:blank"],
+            close_fds=False, preexec_fn=wire,
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        os.close(to_browser)
+        os.close(from_browser)
+        self.reader = os.fdopen(self.from_browser, "rb")
+        self.next_id, self.events = 0, []
+
+    def send(self, method: str, session: str | None = None, **params) -> dict:
+        self.next_id += 1
+        message = {"id": self.next_id, "method": method, "params": params}
+        if session:
+            message["sessionId"] = session
+        os.write(self.to_browser, json.dumps(message).encode() + b"\0")
+        while True:
+            raw = b""
+            while not raw.endswith(b"\0"):
+                chunk = self.reader.read1(65536)
+                assert chunk, "Chromium closed its pipe"
+                raw += chunk
+            for part in raw.split(b"\0")[:-1]:
+                answer = json.loads(part)
+                if answer.get("id") == self.next_id:
+                    assert "error" not in answer, answer
+                    return answer["result"]
+                self.events.append(answer)
+
+    def close(self):
+        self.process.kill()
+        self.process.wait(timeout=30)
+
+
+@pytest.mark.slow
+@needs_chromium
+def test_the_page_predicts_a_dropped_face_with_no_console_errors(server, tmp_path):
+    faces = sorted((FACES / "test" / "female").glob("*.jpg"))[:1] if FACES.is_dir() else []
+    image = faces[0].read_bytes() if faces else png_bytes((96, 96))
+    browser = Chromium(tmp_path)
+    try:
+        target = browser.send("Target.createTarget", url="about:blank")["targetId"]
+        session = browser.send("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+        for domain in ("Runtime.enable", "Log.enable", "Page.enable"):
+            browser.send(domain, session)
+        browser.send("Page.navigate", session, url=f"{server}/")
+        data_url = "data:image/jpeg;base64," + base64.b64encode(image).decode()
+        script = f"""(async () => {{
+            while (!card) await new Promise(r => setTimeout(r, 50));
+            const blob = await (await fetch("{data_url}")).blob();
+            await predict([new File([blob], "face.jpg", {{type: blob.type}})]);
+            await new Promise(r => setTimeout(r, 200));
+            return [document.querySelector("#results .label").textContent,
+                    document.querySelector("#results .fill").style.width,
+                    document.querySelector("#results canvas").width,
+                    document.getElementById("model").textContent];
+        }})()"""
+        result = browser.send("Runtime.evaluate", session, expression=script, awaitPromise=True,
+                              returnByValue=True)  # fmt: skip
+        assert "exceptionDetails" not in result, result
+        label, width, canvas_width, model_line = result["result"]["value"]
+        assert label in ("female", "male") and width.endswith("%") and canvas_width > 0
+        assert model_line.startswith("model.keras: female / male, 64 px")
+        problems = [e for e in browser.events if e.get("method") == "Runtime.exceptionThrown"
+                    or (e.get("method") == "Runtime.consoleAPICalled"
+                        and e["params"]["type"] == "error")
+                    or (e.get("method") == "Log.entryAdded"
+                        and e["params"]["entry"]["level"] == "error")]  # fmt: skip
+        assert problems == []
+    finally:
+        browser.close()
