@@ -259,3 +259,29 @@ def test_the_page_predicts_a_dropped_face_with_no_console_errors(server, tmp_pat
         assert problems == []
     finally:
         browser.close()
+
+
+@pytest.mark.slow
+def test_ray_serve_replicas_answer_as_the_local_server(trained_run, two_class_data):
+    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray.serve")
+    from ray import serve
+
+    from gender_cls.ray_serve import deploy
+
+    path = sorted((two_class_data / "test").rglob("*.png"))[0]
+    expected = Predictor(trained_run.run_dir).predict_paths([path])[0].to_dict()
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    try:
+        port = free_port()
+        settings = {"model_path": str(trained_run.run_dir), "threshold": None, "tta": 1,
+                    "limits": ServeLimits().__dict__}  # fmt: skip
+        deploy(settings, 2, "127.0.0.1", port, blocking=False)
+        url = f"http://127.0.0.1:{port}"
+        answers = [post_image(url, path.read_bytes()) for _ in range(4)]
+        assert answers == [[{**expected, "path": "image"}]] * 4
+        card = json.loads(urllib.request.urlopen(f"{url}/model", timeout=30).read())
+        assert card["classes"] == ["female", "male"]
+    finally:
+        serve.shutdown()
+        ray.shutdown()

@@ -63,10 +63,28 @@ SETTINGS_VARIABLE = "GENDER_CLS_SERVE"  # how the uvicorn workers learn what to 
     default=1,
     help="Test-time augmentation views, as predict.py --tta.",
 )
+@click.option(
+    "--engine",
+    type=click.Choice(["local", "ray"]),
+    default="local",
+    help="uvicorn here, or Ray Serve (replicas over a Ray cluster; pip install 'ray[serve]').",
+)
+@click.option(
+    "--replicas",
+    type=click.IntRange(min=1),
+    default=1,
+    help="--engine ray: copies of the model answering requests.",
+)
+@click.option(
+    "--ray_address",
+    default=None,
+    show_default="a new local Ray cluster",
+    help="--engine ray: an existing cluster (auto, or ray://HOST:10001).",
+)
 @VERBOSE_OPTION
 @handle_errors
 def serve_command(model_path, host, port, workers, max_batch, max_wait_ms, max_upload_mb,
-                  max_files, threshold, tta, verbose) -> None:  # fmt: skip
+                  max_files, threshold, tta, engine, replicas, ray_address, verbose) -> None:  # fmt: skip
     """Serve a model over HTTP: POST /predict (images in, predict.py's JSON out), GET /model,
     /health, /metrics (Prometheus) and a page at / to drop images on.
 
@@ -82,6 +100,13 @@ def serve_command(model_path, host, port, workers, max_batch, max_wait_ms, max_u
     settings = {"model_path": str(model_path), "threshold": threshold, "tta": tta,
                 "limits": limits.__dict__}  # fmt: skip
     predictor = predictor_for(settings)  # checked here, before any worker starts
+    if engine == "ray":
+        from gender_cls.ray_serve import deploy
+
+        click.echo(f"serving {predictor.model_file} on Ray Serve: {replicas} replica(s) at "
+                   f"http://{host}:{port}/", err=True)  # fmt: skip
+        deploy(settings, replicas, host, port, ray_address)
+        return
     try:
         import uvicorn
     except ImportError:
