@@ -97,11 +97,39 @@ def model_info(predictor: Predictor) -> dict:
         "tta": predictor.tta,
         "backbone": card.backbone if card else None,
         "versions": card.versions if card else {},
+        "explain": explainable(predictor),
     }
 
 
+def explainable(predictor: Predictor) -> bool:
+    """Whether POST /explain can draw Grad-CAMs: the Keras model is there (TensorFlow is
+    imported only on the first /explain)."""
+    return predictor.model_file.suffix.lower() in (".keras", ".h5", ".hdf5")
+
+
+class Explainer:
+    """POST /explain: Grad-CAM PNGs, one at a time in their own thread (TensorFlow)."""
+
+    def __init__(self, predictor: Predictor):
+        self.predictor, self.cam = predictor, None
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="explain")
+
+    def png(self, image: np.ndarray, caption: str) -> bytes:
+        import cv2
+
+        from gender_cls.explain import GradCam, keras_model_for, overlay
+
+        if self.cam is None:
+            card = self.predictor.model_ref.card
+            self.cam = GradCam(keras_model_for(self.predictor), card.backbone if card else "")
+        maps, _ = self.cam.heatmaps(image[None])
+        _, encoded = cv2.imencode(".png", overlay(image, maps[0], caption))
+        return encoded.tobytes()
+
+
 def make_app(predictor: Predictor, limits: ServeLimits | None = None):
-    """The FastAPI app: POST /predict, GET /model, /health, /metrics and the page at /."""
+    """The FastAPI app: POST /predict and /explain, GET /model, /health, /metrics and the page
+    at /."""
     try:
         import prometheus_client
         from fastapi import FastAPI, Request
@@ -120,6 +148,7 @@ def make_app(predictor: Predictor, limits: ServeLimits | None = None):
     batch_sizes = Histogram("gender_cls_batch_size", "Images scored per model call",
                             buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=registry)  # fmt: skip
     batcher = Batcher(predictor.predict_arrays, limits, batch_sizes.observe)
+    explainer = Explainer(predictor)
     decoder = ThreadPoolExecutor(max_workers=4, thread_name_prefix="decode")
     info = model_info(predictor)
     page = resources.files("gender_cls").joinpath("serve_page.html").read_text()
@@ -150,6 +179,20 @@ def make_app(predictor: Predictor, limits: ServeLimits | None = None):
         return [predictor.prediction(name, score, face).to_dict()
                 for (name, _), (_, face), score in zip(uploads, decoded, scores, strict=True)]  # fmt: skip
 
+    @app.post("/explain")
+    async def explain(request: Request):
+        if not info["explain"]:
+            raise BadRequest(400, f"{predictor.model_file.name}: Grad-CAM needs the Keras model; "
+                             "serve a run directory or its .keras")  # fmt: skip
+        (name, data), *_ = await read_uploads(request, limits)
+        loop = asyncio.get_running_loop()
+        image, face = await loop.run_in_executor(decoder, decode, predictor, name, data)
+        (score,) = await batcher.submit([image])
+        found = predictor.prediction(name, score, face)
+        caption = f"{found.label} {found.confidence:.1%}"
+        png = await loop.run_in_executor(explainer.worker, explainer.png, image, caption)
+        return Response(png, media_type="image/png")
+
     @app.get("/model")
     async def model():
         return info
@@ -169,7 +212,7 @@ def make_app(predictor: Predictor, limits: ServeLimits | None = None):
     return app
 
 
-KNOWN_PATHS = ("/predict", "/model", "/health", "/metrics", "/")
+KNOWN_PATHS = ("/predict", "/explain", "/model", "/health", "/metrics", "/")
 
 
 def predictor_for(settings: dict) -> Predictor:

@@ -61,6 +61,21 @@ def test_predict_answers_as_predict_py_for_uploads_and_raw_bytes(client, two_cla
 
 
 @pytest.mark.slow
+def test_explain_draws_a_gradcam_of_the_keras_model_and_an_export_alone_cannot(client,
+                                                                              trained_run):  # fmt: skip
+    test_client, _ = client
+    assert test_client.get("/model").json()["explain"] is True
+    answer = test_client.post("/explain?name=a.png", content=png_bytes())
+    assert answer.status_code == 200 and answer.headers["content-type"] == "image/png"
+    assert Image.open(io.BytesIO(answer.content)).size == (256, 256)
+    exported = Predictor(trained_run.run_dir / "model.tflite")
+    with TestClient(make_app(exported)) as export_client:
+        refused = export_client.post("/explain", content=png_bytes())
+        assert refused.status_code == 400
+        assert "Grad-CAM needs the Keras model" in refused.json()["error"]
+
+
+@pytest.mark.slow
 def test_model_health_and_metrics(client):
     test_client, predictor = client
     card = test_client.get("/model").json()
@@ -240,16 +255,19 @@ def test_the_page_predicts_a_dropped_face_with_no_console_errors(server, tmp_pat
             const blob = await (await fetch("{data_url}")).blob();
             await predict([new File([blob], "face.jpg", {{type: blob.type}})]);
             await new Promise(r => setTimeout(r, 200));
+            const gradcam = document.querySelector("#results .gradcam");
+            await gradcam.decode();
             return [document.querySelector("#results .label").textContent,
                     document.querySelector("#results .fill").style.width,
                     document.querySelector("#results canvas").width,
-                    document.getElementById("model").textContent];
+                    document.getElementById("model").textContent, gradcam.naturalWidth];
         }})()"""
         result = browser.send("Runtime.evaluate", session, expression=script, awaitPromise=True,
                               returnByValue=True)  # fmt: skip
         assert "exceptionDetails" not in result, result
-        label, width, canvas_width, model_line = result["result"]["value"]
+        label, width, canvas_width, model_line, gradcam_width = result["result"]["value"]
         assert label in ("female", "male") and width.endswith("%") and canvas_width > 0
+        assert gradcam_width == 256  # the Grad-CAM of the Keras model, from POST /explain
         assert model_line.startswith("model.keras: female / male, 64 px")
         problems = [e for e in browser.events if e.get("method") == "Runtime.exceptionThrown"
                     or (e.get("method") == "Runtime.consoleAPICalled"
