@@ -211,7 +211,7 @@ class Chromium:
         os.close(to_browser)
         os.close(from_browser)
         self.reader = os.fdopen(self.from_browser, "rb")
-        self.next_id, self.events = 0, []
+        self.next_id, self.events, self.pending = 0, [], b""
 
     def send(self, method: str, session: str | None = None, **params) -> dict:
         self.next_id += 1
@@ -219,18 +219,22 @@ class Chromium:
         if session:
             message["sessionId"] = session
         os.write(self.to_browser, json.dumps(message).encode() + b"\0")
+        answer = self.wait(lambda m: m.get("id") == self.next_id)
+        assert "error" not in answer, answer
+        return answer["result"]
+
+    def wait(self, wanted) -> dict:
+        """The next message `wanted` accepts; the events before it are kept in self.events."""
         while True:
-            raw = b""
-            while not raw.endswith(b"\0"):
+            while b"\0" not in self.pending:
                 chunk = self.reader.read1(65536)
                 assert chunk, "Chromium closed its pipe"
-                raw += chunk
-            for part in raw.split(b"\0")[:-1]:
-                answer = json.loads(part)
-                if answer.get("id") == self.next_id:
-                    assert "error" not in answer, answer
-                    return answer["result"]
-                self.events.append(answer)
+                self.pending += chunk
+            raw, self.pending = self.pending.split(b"\0", 1)
+            message = json.loads(raw)
+            if wanted(message):
+                return message
+            self.events.append(message)
 
     def close(self):
         self.process.kill()
@@ -249,6 +253,7 @@ def test_the_page_predicts_a_dropped_face_with_no_console_errors(server, tmp_pat
         for domain in ("Runtime.enable", "Log.enable", "Page.enable"):
             browser.send(domain, session)
         browser.send("Page.navigate", session, url=f"{server}/")
+        browser.wait(lambda m: m.get("method") == "Page.loadEventFired")
         data_url = "data:image/jpeg;base64," + base64.b64encode(image).decode()
         script = f"""(async () => {{
             while (!card) await new Promise(r => setTimeout(r, 50));
