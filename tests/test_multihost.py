@@ -47,7 +47,7 @@ def train_args(root: Path, out: str, batch_size: int) -> list[str]:
             "--output_dir", str(root / out), "--weights", str(root / "base.weights.h5"),
             "--alpha", "0.35", "--image_size", "64", "--batch_size", str(batch_size),
             "--head_epochs", "2", "--fine_tune_epochs", "1", "--fine_tune_layers", "6",
-            "--no_augment", "--seed", "3"]  # fmt: skip
+            "--no_augment", "--seed", "3", "--loss", "focal"]  # fmt: skip
 
 
 def cluster_args(port: int, process_id: int, timeout: int = 60) -> list[str]:
