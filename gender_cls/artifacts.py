@@ -29,7 +29,8 @@ HISTORY_FILE = "history.csv"
 NO_FACE_FILE = "no_face_found.txt"  # images the face crop found no face in
 RUN_ENTRIES = (MODEL_FILE, META_FILE, CONFIG_FILE, STATE_FILE, SPLIT_FILE, HISTORY_FILE,
                NO_FACE_FILE, "training_plots", "checkpoints", "logs")  # fmt: skip
-MODEL_SUFFIXES = (".keras", ".h5", ".hdf5", ".tflite", ".onnx")
+KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
+MODEL_SUFFIXES = (*KERAS_SUFFIXES, ".tflite", ".onnx")
 EMBEDDED_CARD = "gender_cls.json"  # the card inside a .keras zip, or an attribute of a .h5 file
 PLAIN_NAME = re.compile(r"[^/\\\x00-\x1f\x7f]{1,100}")  # a class name from a card
 LOCK_FILE = ".lock"  # the writer's lock of a run folder; names the process that holds it
@@ -125,7 +126,7 @@ def _embed_card(model_file: Path, card: ModelCard) -> None:
 
 def update_card(model: ModelRef, card: ModelCard) -> None:
     """Write a changed card (a new threshold, a temperature) beside the model and inside it."""
-    if model.file.suffix.lower() in (".keras", ".h5", ".hdf5"):
+    if model.file.suffix.lower() in KERAS_SUFFIXES:
         with replacing(model.file) as temp:
             shutil.copyfile(model.file, temp)
             _embed_card(temp, card)

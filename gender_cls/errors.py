@@ -9,6 +9,13 @@ class UserError(ValueError):
     """Bad input from the user; the message names the path or option and the fix."""
 
 
+def first_line(error: BaseException, limit: int | None = None) -> str:
+    """An exception's message cut to its first line (and `limit` characters), for a one-line
+    error or warning; its type's name when it has no message."""
+    text = str(error).strip()
+    return text.splitlines()[0][:limit] if text else type(error).__name__
+
+
 @contextmanager
 def silenced_stderr():
     """Send file descriptor 2 to /dev/null for the block: C++ code (TensorFlow's start-up, LiteRT's

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from gender_cls.annotate import annotate
+from gender_cls.artifacts import KERAS_SUFFIXES
 from gender_cls.backbones import get_backbone
 from gender_cls.errors import UserError
 
@@ -79,7 +80,7 @@ def keras_model_for(predictor):
 
     if isinstance(predictor.runner, KerasRunner):
         return predictor.runner.model
-    if predictor.model_file.suffix.lower() not in (".keras", ".h5", ".hdf5"):
+    if predictor.model_file.suffix.lower() not in KERAS_SUFFIXES:
         raise UserError(f"{predictor.model_file}: Grad-CAM needs the Keras model (.keras/.h5 or "
                         "a run directory), not an export")  # fmt: skip
     return load_keras_model(predictor.model_file)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from gender_cls.errors import UserError
+from gender_cls.errors import UserError, first_line
 
 log = logging.getLogger(__name__)
 ENV_ADDRESSES = "KERAS_DISTRIBUTION_JOB_ADDRESSES"
@@ -93,11 +93,7 @@ def join(cluster: Cluster, peer_timeout: int = 60) -> None:
             shutdown_timeout_seconds=24 * 3600,  # peers wait while process 0 writes the run
         )  # fmt: skip
     except Exception as error:  # the coordinator's RPC errors have no common type
-        reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-        raise UserError(f"could not join {cluster.num_processes} processes at "
-                        f"{cluster.coordinator} within {peer_timeout} s ({reason}); start every "
-                        "process, with the same --coordinator, --num_processes and "
-                        "distinct --process_id") from None  # fmt: skip
+        raise _join_error(cluster, peer_timeout, first_line(error)) from None
     keras.distribution.set_distribution(keras.distribution.DataParallel(auto_shard_dataset=False))
     _cluster = cluster
     log.info("process %d of %d: %d device(s) here, %d in all", cluster.process_id,
@@ -120,11 +116,9 @@ def _rendezvous(cluster: Cluster, timeout: float) -> None:
                     peer, _ = server.accept()
                 except TimeoutError:
                     missing = ", ".join(map(str, sorted(waiting)))
-                    raise UserError(f"could not join {cluster.num_processes} processes at "
-                                    f"{cluster.coordinator} within {timeout:.0f} s (process(es) "
-                                    f"{missing} never came); start every process, with the "
-                                    "same --coordinator and --num_processes and distinct "
-                                    "--process_id") from None  # fmt: skip
+                    raise _join_error(
+                        cluster, timeout, f"process(es) {missing} never came"
+                    ) from None
                 peer.settimeout(5)
                 with contextlib.suppress(OSError, ValueError):
                     waiting.discard(int(peer.recv(16).decode().strip()))
@@ -143,27 +137,27 @@ def _rendezvous(cluster: Cluster, timeout: float) -> None:
         except OSError:
             pass
         if time.monotonic() > deadline:
-            raise UserError(f"could not join {cluster.num_processes} processes at "
-                            f"{cluster.coordinator} within {timeout:.0f} s (process 0 did not "
-                            "answer); start process 0 there, with the same --num_processes")  # fmt: skip
+            raise _join_error(cluster, timeout, "process 0 did not answer",
+                              "start process 0 there, with the same --num_processes")  # fmt: skip
         time.sleep(0.5)
 
 
-def leave_distribution() -> None:
-    """Back to single-process Keras, in this process (process 0, after training): models built
-    from now on live on this process's devices only."""
-    import keras
-
-    keras.distribution.set_distribution(None)
+def _join_error(cluster: Cluster, timeout: float, why: str, fix: str = "") -> UserError:
+    """The one-line error of processes that could not meet within `timeout` s."""
+    fix = fix or ("start every process, with the same --coordinator and --num_processes and "
+                  "distinct --process_id")  # fmt: skip
+    return UserError(f"could not join {cluster.num_processes} processes at {cluster.coordinator} "
+                     f"within {timeout:.0f} s ({why}); {fix}")  # fmt: skip
 
 
 def local_copy(model):
     """`model` rebuilt on this process alone with its trained weights (replicated in every
-    process, so reading them needs no other process)."""
+    process, so reading them needs no other process); Keras leaves the distribution here, so
+    models built from now on live on this process's devices only."""
     import keras
 
     weights = model.get_weights()
-    leave_distribution()
+    keras.distribution.set_distribution(None)
     copy = keras.models.clone_model(model)
     copy.set_weights(weights)
     return copy

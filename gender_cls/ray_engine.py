@@ -11,12 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from gender_cls.errors import UserError
+from gender_cls.errors import UserError, first_line
 from gender_cls.inference import CHUNK, Prediction, Predictor
 
 log = logging.getLogger(__name__)
 INSTALL = "pip install 'gender_cls[ray]' (that is, pip install 'ray[data]')"
-ENGINES = ("local", "ray")
 
 
 def start(address: str | None = None):
@@ -39,7 +38,7 @@ def start(address: str | None = None):
                      configure_logging=False)  # fmt: skip
         except (ConnectionError, RuntimeError, ValueError) as error:
             raise UserError(f"cannot reach a Ray cluster at {address}: "
-                            f"{str(error).strip().splitlines()[0]}; check --ray_address, or "
+                            f"{first_line(error)}; check --ray_address, or "
                             "leave it out for a local cluster") from None  # fmt: skip
     resources = ray.cluster_resources()
     log.info("ray: %d CPU(s), %d GPU(s) in the cluster", resources.get("CPU", 0),
@@ -49,7 +48,7 @@ def start(address: str | None = None):
 
 class PredictFiles:
     """A Ray Data actor: a Predictor made from (model file, options), applied to a batch of
-    {"index", "path"} rows; `labels` gives each file its Prediction (face crop included, as
+    {"index", "path"} rows; with `records` each file gets its Prediction (face crop included, as
     predict.py), else the probabilities of readable files (and, with TTA, without it)."""
 
     def __init__(self, model_file: str, options: dict, records: bool):

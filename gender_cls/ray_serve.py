@@ -12,9 +12,9 @@ class Replica:
     """One Ray Serve replica: the FastAPI app of serve.py, fed each request as ASGI."""
 
     def __init__(self, settings: dict):
-        from gender_cls.serve import ServeLimits, make_app, predictor_for
+        from gender_cls.serve import app_for
 
-        self.app = make_app(predictor_for(settings), ServeLimits(**settings["limits"]))
+        self.app = app_for(settings)
 
     async def __call__(self, request):
         from starlette.responses import Response

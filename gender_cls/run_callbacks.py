@@ -14,6 +14,7 @@ from pathlib import Path
 import keras
 
 from gender_cls.atomic import replacing, temp_path, write_text
+from gender_cls.errors import first_line
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +66,7 @@ class EpochBackup(keras.callbacks.BackupAndRestore):
                 self.model.load_weights(path)
             except Exception as error:  # truncated or corrupt: fall back to the one before
                 log.warning("%s cannot be restored (%s); trying the backup before it", path,
-                            str(error).splitlines()[0] if str(error) else type(error).__name__)  # fmt: skip
+                            first_line(error))  # fmt: skip
                 continue
             self.model._initial_epoch = epoch  # how BackupAndRestore tells fit() where to start
             log.info("resuming from the backup of epoch %d", epoch)

@@ -10,7 +10,7 @@ from typing import Protocol
 import numpy as np
 
 from gender_cls.artifacts import ModelRef
-from gender_cls.errors import UserError, silenced_stderr
+from gender_cls.errors import UserError, first_line, silenced_stderr
 
 
 class Runner(Protocol):
@@ -113,8 +113,9 @@ class OnnxRunner(_BatchedRunner):
                 str(path), providers=["CPUExecutionProvider"]
             )
         except Exception as error:  # onnxruntime raises its own Fail/InvalidGraph types
-            reason = str(error).splitlines()[0][:200]
-            raise UserError(f"{path}: not a readable ONNX model ({reason})") from None
+            raise UserError(
+                f"{path}: not a readable ONNX model ({first_line(error, 200)})"
+            ) from None
         self.batch_size = batch_size
         check_classifier(path, [tuple(i.shape) for i in self.session.get_inputs()],
                          [tuple(o.shape) for o in self.session.get_outputs()])  # fmt: skip
@@ -142,9 +143,8 @@ def load_keras_model(path: Path):
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as error:  # corrupt zip/HDF5, unknown layers, wrong format: all the same
-        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
         raise UserError(
-            f"{path}: not a readable Keras model ({reason}); pass a model.keras/.h5 saved by "
+            f"{path}: not a readable Keras model ({first_line(error, 200)}); pass a model.keras/.h5 saved by "
             "Keras or a run directory from train_model.py"
         ) from None
 

@@ -15,6 +15,7 @@ from importlib import resources
 
 import numpy as np
 
+from gender_cls.artifacts import KERAS_SUFFIXES
 from gender_cls.errors import UserError
 from gender_cls.images import ImageReadError
 from gender_cls.inference import Predictor
@@ -104,7 +105,7 @@ def model_info(predictor: Predictor) -> dict:
 def explainable(predictor: Predictor) -> bool:
     """Whether POST /explain can draw Grad-CAMs: the Keras model is there (TensorFlow is
     imported only on the first /explain)."""
-    return predictor.model_file.suffix.lower() in (".keras", ".h5", ".hdf5")
+    return predictor.model_file.suffix.lower() in KERAS_SUFFIXES
 
 
 class Explainer:
@@ -227,12 +228,16 @@ def predictor_for(settings: dict) -> Predictor:
     return Predictor(model, threshold=settings.get("threshold"), tta=settings.get("tta", 1))
 
 
+def app_for(settings: dict):
+    """The app serve_command's `settings` describe (a uvicorn worker's, a Ray replica's)."""
+    return make_app(predictor_for(settings), ServeLimits(**settings["limits"]))
+
+
 def app_from_environment():
     """The app of a uvicorn worker, from the settings serve_command left in the environment."""
     from gender_cls.cli.serve import SETTINGS_VARIABLE
 
-    settings = json.loads(os.environ[SETTINGS_VARIABLE])
-    return make_app(predictor_for(settings), ServeLimits(**settings["limits"]))
+    return app_for(json.loads(os.environ[SETTINGS_VARIABLE]))
 
 
 def decode(predictor: Predictor, name: str, data: bytes):

@@ -35,7 +35,7 @@ from gender_cls.data import (
     find_unreadable,
 )
 from gender_cls.distribute import make_strategy
-from gender_cls.errors import UserError
+from gender_cls.errors import UserError, first_line
 from gender_cls.faces import CropCache, crop_split, make_detector
 from gender_cls.lr_finder import LrSweep, lr_range_test, smooth
 from gender_cls.models import (
@@ -651,9 +651,9 @@ def export_saved(
         try:
             record = export_model(path, fmt, samples=samples)
         except Exception as error:  # converters raise anything; the Keras model is saved anyway
-            reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
             log.warning("%s: %s export failed (%s); the Keras model is saved, so try "
-                        "gender-cls export --model_path %s later", path, fmt, reason, path)  # fmt: skip
+                        "gender-cls export --model_path %s later", path, fmt,
+                        first_line(error, 200), path)  # fmt: skip
             continue
         written.append(path.with_name(record["file"]))
         log.info("exported %s; largest output difference vs Keras %.1e", written[-1].name,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 from pathlib import Path
 
 import numpy as np
@@ -79,6 +80,13 @@ def flat_tree(tmp_path: Path) -> Path:
 
 def needs(path: Path):
     return pytest.mark.skipif(not path.is_dir(), reason=f"{path} not present")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def tiny_config(data: Path, out: Path, **train):

@@ -7,7 +7,6 @@ import base64
 import io
 import json
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FACES
+from conftest import FACES, free_port
 from PIL import Image
 
 pytest.importorskip("fastapi")
@@ -119,12 +118,6 @@ def test_too_many_pixels_is_a_400(client, monkeypatch):
     answer = client[0].post("/predict?name=big.png", content=png_bytes((40, 40)))
     assert answer.status_code == 400
     assert answer.json()["error"].startswith("big.png: cannot read image (40 x 40 pixels, more")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

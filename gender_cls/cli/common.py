@@ -127,6 +127,11 @@ MAX_PIXELS_OPTION = click.option(
     "it for very large photos (decoding costs about 4 bytes a pixel).",
 )  # fmt: skip
 
+RAY_ADDRESS_OPTION = click.option(
+    "--ray_address", default=None, show_default="a new local Ray cluster",
+    help="--engine ray: an existing cluster (auto, or ray://HOST:10001).",
+)  # fmt: skip
+
 VERBOSE_OPTION = click.option("--verbose", "-v", is_flag=True,
                               help="Show TensorFlow's own logging.")  # fmt: skip
 

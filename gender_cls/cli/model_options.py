@@ -5,6 +5,7 @@ from __future__ import annotations
 import rich_click as click
 
 from gender_cls.cli.common import (
+    RAY_ADDRESS_OPTION,
     VERBOSE_OPTION,
     apply_options,
     model_path_option,
@@ -85,8 +86,7 @@ def model_options(command):
                      help="Where the images are predicted: this process, or Ray Data actors "
                           "(streaming, over every CPU of a Ray cluster; pip install "
                           "'gender_cls[ray]')."),
-        click.option("--ray_address", default=None, show_default="a new local Ray cluster",
-                     help="--engine ray: an existing cluster (auto, or ray://HOST:10001)."),
+        RAY_ADDRESS_OPTION,
         click.option("--json", "as_json", is_flag=True, help="Machine-readable JSON on stdout."),
         VERBOSE_OPTION,
     ]  # fmt: skip

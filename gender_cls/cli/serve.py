@@ -9,6 +9,7 @@ import rich_click as click
 
 from gender_cls.cli.common import (
     CONTEXT,
+    RAY_ADDRESS_OPTION,
     VERBOSE_OPTION,
     handle_errors,
     model_path_option,
@@ -75,12 +76,7 @@ SETTINGS_VARIABLE = "GENDER_CLS_SERVE"  # how the uvicorn workers learn what to 
     default=1,
     help="--engine ray: copies of the model answering requests.",
 )
-@click.option(
-    "--ray_address",
-    default=None,
-    show_default="a new local Ray cluster",
-    help="--engine ray: an existing cluster (auto, or ray://HOST:10001).",
-)
+@RAY_ADDRESS_OPTION
 @VERBOSE_OPTION
 @handle_errors
 def serve_command(model_path, host, port, workers, max_batch, max_wait_ms, max_upload_mb,
@@ -94,7 +90,7 @@ def serve_command(model_path, host, port, workers, max_batch, max_wait_ms, max_u
     curl --data-binary @face.jpg -H 'Content-Type: image/jpeg' http://127.0.0.1:8000/predict
     """
     setup_logging(verbose)
-    from gender_cls.serve import ServeLimits, predictor_for
+    from gender_cls.serve import INSTALL, ServeLimits, predictor_for
 
     limits = ServeLimits(max_batch, max_wait_ms, max_upload_mb, max_files)
     settings = {"model_path": str(model_path), "threshold": threshold, "tta": tta,
@@ -110,7 +106,7 @@ def serve_command(model_path, host, port, workers, max_batch, max_wait_ms, max_u
     try:
         import uvicorn
     except ImportError:
-        raise UserError("serving needs uvicorn: pip install 'gender_cls[serve]'") from None
+        raise UserError(f"serving needs uvicorn: {INSTALL}") from None
     click.echo(f"serving {predictor.model_file} ({', '.join(predictor.class_names)}) on "
                f"http://{host}:{port}/ with {workers} worker(s)", err=True)  # fmt: skip
     os.environ[SETTINGS_VARIABLE] = json.dumps(settings)

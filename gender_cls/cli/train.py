@@ -14,7 +14,7 @@ from pathlib import Path
 import rich_click as click
 
 from gender_cls import multihost
-from gender_cls.artifacts import ModelCard
+from gender_cls.artifacts import KERAS_SUFFIXES, ModelCard
 from gender_cls.cli.common import (
     CONTEXT,
     VERBOSE_OPTION,
@@ -94,7 +94,7 @@ def _learning_rate(_ctx, _param, value: str | None) -> float | str | None:
 
 def _keras_file(_ctx, _param, value: str | None) -> str | None:
     """--output_model must name a Keras model file, checked before any training."""
-    if value and Path(value).suffix.lower() not in (".keras", ".h5", ".hdf5"):
+    if value and Path(value).suffix.lower() not in KERAS_SUFFIXES:
         raise click.BadParameter(f"{value}: name a .keras (or legacy .h5) file")
     return value
 
