@@ -24,6 +24,11 @@ def export_path(model_file: Path, fmt: str, quantize: str | None) -> Path:
     return model_file.with_name(f"{model_file.stem}{suffix}{FORMATS[fmt]}")
 
 
+def export_key(fmt: str, quantize: str | None) -> str:
+    """The export's key in the card's `exports`: "tflite", "tflite_int8"..."""
+    return f"{fmt}_{quantize}" if quantize else fmt
+
+
 def sample_images(run_dir: Path, card: artifacts.ModelCard, count: int) -> np.ndarray:
     """Training images from the run's split (for int8 calibration and the output check), face
     crops (from the run's cache) for a model trained on them."""
@@ -87,7 +92,7 @@ def export_model(
         with replacing(target) as temp:
             record = {"file": target.name, **_export(model, fmt, quantize, samples, temp)}
         card = artifacts.resolve_model(ref.file).card  # re-read under the lock: no lost update
-        card.exports[fmt if not quantize else f"{fmt}_{quantize}"] = record
+        card.exports[export_key(fmt, quantize)] = record
         card.save(ref.card_path)
     log.debug("exported %s (%s)", target, record)
     return record
@@ -105,8 +110,7 @@ def _export_under_tensorflow(ref: artifacts.ModelRef, fmt: str, quantize: str | 
         lines = (done.stderr or done.stdout).strip().splitlines()
         raise UserError(f"{ref.file}: export under TensorFlow failed: "
                         f"{lines[-1] if lines else f'exit {done.returncode}'}")  # fmt: skip
-    key = fmt if not quantize else f"{fmt}_{quantize}"
-    return artifacts.resolve_model(ref.file).card.exports[key]
+    return artifacts.resolve_model(ref.file).card.exports[export_key(fmt, quantize)]
 
 
 def _export(model, fmt: str, quantize: str | None, samples: np.ndarray, target: Path) -> dict:
