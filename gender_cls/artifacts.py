@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gender_cls.atomic import replacing, write_text
-from gender_cls.config import FaceCrop, RunConfig
+from gender_cls.config import FACE_TEMPLATES, FaceCrop, RunConfig
 from gender_cls.errors import UserError
 
 MODEL_FILE = "model.keras"
@@ -231,7 +231,12 @@ class ModelCard:
             try:
                 values["face_crop"] = FaceCrop(**values["face_crop"])
             except TypeError:
-                raise UserError(f"{source}: face_crop must be {{detector, margin}}") from None
+                raise UserError(
+                    f"{source}: face_crop must be {{detector, margin, template}}"
+                ) from None
+            if values["face_crop"].template not in FACE_TEMPLATES[1:]:
+                raise UserError(f"{source}: face_crop template {values['face_crop'].template!r} "
+                                f"is not one of {', '.join(FACE_TEMPLATES[1:])}")  # fmt: skip
         _check_card_values(values, source)
         card = cls(**values)
         card.class_names, card.image_size = list(card.class_names), int(card.image_size)

@@ -26,6 +26,7 @@ class Backbone:
     # (image_size, weights) -> headless base, for a base outside keras.applications
     builder: Callable[[int, str | None], Any] | None = None
     preprocess: Callable | None = None  # preprocess_input of a base outside keras.applications
+    face_template: str = "arcface"  # where --face_crop puts the landmarks (faces.TEMPLATES)
 
     def constructor(self):
         import keras
@@ -106,6 +107,26 @@ def _lite_row(variant: int, size: int) -> Backbone:
                     builder=partial(_build_lite, variant), preprocess=_lite_preprocess)  # fmt: skip
 
 
+def _build_dlib(image_size: int, weights: str | None):
+    """dlib's network up to its 256-channel map: pooled, it fed a logistic regression and a
+    trained head better than the 128-d descriptor after it (README "Faces")."""
+    from gender_cls import dlib_resnet
+
+    return dlib_resnet.build_base(image_size, weights, embedding=False)
+
+
+def _dlib_preprocess(x):
+    """dlib's input layer: the mean RGB (122.782, 117.001, 104.298) subtracted, divided by 256."""
+    from gender_cls import dlib_resnet
+
+    return dlib_resnet.preprocess(x)
+
+
+# dlib's face embedding: its weights from the face-recognition-models wheel ("imagenet" asks for
+# a row's pretrained weights, here faces); the crop it was trained on: dlib's chips
+DLIB_FACE = Backbone("DlibFaceResNet", 150, fine_tune_layers="all", head="lite",
+                     builder=_build_dlib, preprocess=_dlib_preprocess,
+                     face_template="dlib")  # fmt: skip
 LITE = {f"efficientnet_lite{v}": _lite_row(v, size) for v, size in ((0, 224), (1, 240), (2, 260))}
 FIRST_CLASS = {
     "mobilenetv2": Backbone("MobileNetV2", 224, fine_tune_layers=30, head="mobilenet",
@@ -114,6 +135,7 @@ FIRST_CLASS = {
     "vgg16": Backbone("VGG16", 224, fine_tune_layers=4, head="vgg",
                       gradcam_layer="block5_conv3"),  # its output is pooled: half the detail
     **LITE,
+    "dlib_face_resnet": DLIB_FACE,
 }  # fmt: skip
 
 

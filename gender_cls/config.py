@@ -41,6 +41,7 @@ PRETRAINED_DEFAULTS = {"lr": 1e-3, "schedule": "plateau", "monitor": "val_loss",
 EXPORTS = ("tflite", "onnx", "none")  # written beside the model at the end of training
 FACE_DETECTORS = ("blazeface", "mtcnn")
 DISTORTION_KINDS = ("blur", "noise", "fog", "rain", "lowlight", "overexpose", "lowres", "jpeg")
+FACE_TEMPLATES = ("auto", "arcface", "dlib")  # auto: the backbone's (faces.TEMPLATES)
 FACE_FALLBACKS = ("full", "skip")  # no face found: use the whole image, or leave the image out
 
 
@@ -164,10 +165,12 @@ class AugmentConfig(_Checked):
 
 @dataclass(frozen=True)
 class FaceCrop:
-    """What a face crop does, as model.json records it: the detector and the context kept."""
+    """What a face crop does, as model.json records it: the detector, the context kept and the
+    template the face is aligned to."""
 
     detector: str = "blazeface"
     margin: float = 0.25
+    template: str = "arcface"  # cards written before templates existed mean ArcFace's
 
 
 @dataclass
@@ -185,6 +188,7 @@ class DataConfig(_Checked):
     face_crop: bool = False  # detect, align and crop the face of every image (faces.py)
     face_detector: str = "blazeface"
     face_margin: float = 0.25  # context around the aligned face, a share of its template box
+    face_template: str = "auto"  # where the landmarks are put: auto is the backbone's own
     face_fallback: str = "full"
     face_cache: str | None = None  # where aligned crops are kept [default: RUN/face_cache]
 
@@ -196,14 +200,18 @@ class DataConfig(_Checked):
     def class_weighted(self) -> bool:
         return self.balance in ("class_weight", "both")
 
-    def face(self) -> FaceCrop | None:
-        """What the face crop does, or None when it is off."""
-        return FaceCrop(self.face_detector, self.face_margin) if self.face_crop else None
+    def face(self, backbone_template: str = "arcface") -> FaceCrop | None:
+        """What the face crop does, or None when it is off; template "auto" is the backbone's."""
+        if not self.face_crop:
+            return None
+        template = backbone_template if self.face_template == "auto" else self.face_template
+        return FaceCrop(self.face_detector, self.face_margin, template)
 
     def check(self) -> None:
         self._choice("balance", BALANCE_CHOICES)
         self._choice("face_detector", FACE_DETECTORS)
         self._choice("face_fallback", FACE_FALLBACKS)
+        self._choice("face_template", FACE_TEMPLATES)
         self._range("face_margin", 0, 1)
         self._choice("resize", RESIZE_CHOICES)
         self._range("val_split", 0, 1, open_low=True, open_high=True)

@@ -23,6 +23,7 @@ from gender_cls.config import (
     PRETRAINED_DEFAULTS,
     SCRATCH_DEFAULTS,
     AugmentConfig,
+    FaceCrop,
     RunConfig,
     TrainConfig,
 )
@@ -492,10 +493,15 @@ def prepare_data(
     return TrainingData(index, image_size, batch_size, train_ds, val_ds, weights)
 
 
+def face_crop(config: RunConfig) -> FaceCrop | None:
+    """The run's face crop, its template "auto" resolved to the backbone's."""
+    return config.data.face(get_backbone(config.model.backbone).face_template)
+
+
 def _crop_faces(index: DatasetIndex, config: RunConfig, run_dir: Path, image_size: int) -> None:
     """Replace the train and val images by their aligned face crops (cached: detected once)."""
     d = config.data
-    cache = CropCache(d.face_cache or run_dir / "face_cache", d.face(), image_size)
+    cache = CropCache(d.face_cache or run_dir / "face_cache", face_crop(config), image_size)
     not_found = []
     for name in ("train", "val"):
         index.splits[name], report = crop_split(index.splits[name], cache, d.face_fallback)
@@ -596,7 +602,7 @@ def make_card(
         config=config,
         versions=artifacts.package_versions(),
         created=artifacts.now(),
-        face_crop=config.data.face(),
+        face_crop=face_crop(config),
         temperature=report["temperature"],
     )
 

@@ -26,7 +26,7 @@ def test_a_blank_image_has_no_face():
 
 def test_template_keeps_the_margin_around_the_face():
     tight, loose = faces.template(112, 0.0), faces.template(112, 0.25)
-    np.testing.assert_allclose(tight, faces.TEMPLATE_112, atol=1e-4)
+    np.testing.assert_allclose(tight, faces.TEMPLATES["arcface"] * 112, atol=1e-4)
     eye_distance = lambda t: np.linalg.norm(t[1] - t[0])  # noqa: E731
     assert eye_distance(loose) == pytest.approx(eye_distance(tight) / 1.5)
 
@@ -117,7 +117,7 @@ def test_training_detects_each_image_once_and_records_the_crop(face_run):
     assert calls == 16 + 8  # train + val, once each, though two epochs ran
     assert result.card.face_crop == FaceCrop("blazeface", 0.25)
     saved = json.loads((result.run_dir / "model.json").read_text())
-    assert saved["face_crop"] == {"detector": "blazeface", "margin": 0.25}
+    assert saved["face_crop"] == {"detector": "blazeface", "margin": 0.25, "template": "arcface"}
     assert len(list((result.run_dir / "face_cache").glob("*.png"))) == 24
 
 
@@ -128,8 +128,9 @@ def test_evaluation_applies_the_models_face_crop_without_a_flag(face_run, face_d
     run = face_run[0].run_dir
     test = face_data / "test"
     cropped = evaluate(run, test, face_cache=tmp_path / "cache")
-    assert cropped.metrics["face_crop"] == {"detector": "blazeface", "margin": 0.25, "found": 8,
-                                            "no_face": 1, "fallback": "full"}  # fmt: skip
+    assert cropped.metrics["face_crop"] == {"detector": "blazeface", "margin": 0.25,
+                                            "template": "arcface", "found": 8, "no_face": 1,
+                                            "fallback": "full"}  # fmt: skip
     assert cropped.metrics["images"] == 9 and str(test / "female" / "blank.png") in cropped.paths
     skipped = evaluate(run, test, face_cache=tmp_path / "cache", face_fallback="skip")
     assert skipped.metrics["images"] == 8

@@ -20,6 +20,7 @@ from gender_cls.config import (
     DISTORTION_KINDS,
     FACE_DETECTORS,
     FACE_FALLBACKS,
+    FACE_TEMPLATES,
 )
 
 
@@ -65,11 +66,15 @@ def export_command(model_path, fmt, quantize, verbose) -> None:
               help="blazeface (LiteRT, fast) or mtcnn (TensorFlow).")  # fmt: skip
 @click.option("--face_margin", type=click.FloatRange(0, 1), default=0.25,
               help="Context kept around the aligned face, a share of its size per side.")  # fmt: skip
+@click.option("--face_template", type=click.Choice(FACE_TEMPLATES[1:]), default="arcface",
+              help="Where the face is put: ArcFace's template, or dlib's chips (the crop "
+                   "dlib_face_resnet expects, e.g. --size 150).")  # fmt: skip
 @click.option("--face_fallback", type=click.Choice(FACE_FALLBACKS), default="full",
               help="No face found: write the whole image resized, or nothing.")  # fmt: skip
 @VERBOSE_OPTION
 @handle_errors
-def crop_faces_command(src, dst, size, face_detector, face_margin, face_fallback, verbose) -> None:
+def crop_faces_command(src, dst, size, face_detector, face_margin, face_template, face_fallback,
+                       verbose) -> None:  # fmt: skip
     """Write the aligned face of every image under SRC to the same place under DST (PNG).
 
     \b
@@ -81,7 +86,9 @@ def crop_faces_command(src, dst, size, face_detector, face_margin, face_fallback
     from gender_cls.faces import crop_tree
 
     start = time.perf_counter()
-    report = crop_tree(src, dst, FaceCrop(face_detector, face_margin), size, face_fallback)
+    report = crop_tree(
+        src, dst, FaceCrop(face_detector, face_margin, face_template), size, face_fallback
+    )
     seconds = time.perf_counter() - start
     total = report.found + len(report.no_face) + len(report.unreadable)
     click.echo(f"{report.summary()}; {total / seconds:.1f} images/s; wrote {dst}")

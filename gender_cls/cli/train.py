@@ -33,6 +33,7 @@ from gender_cls.config import (
     EXPORTS,
     FACE_DETECTORS,
     FACE_FALLBACKS,
+    FACE_TEMPLATES,
     FILL_MODES,
     HEAD_CHOICES,
     LOSSES,
@@ -176,6 +177,10 @@ def train_options(command):
                      help="blazeface (LiteRT, fast, no TensorFlow) or mtcnn (TensorFlow)."),
         click.option("--face_margin", type=float, default=d.face_margin,
                      help="Context kept around the aligned face, a share of its size per side."),
+        click.option("--face_template", type=click.Choice(FACE_TEMPLATES),
+                     default=d.face_template,
+                     help="Where the face is put: arcface (ArcFace's template) or dlib (dlib's "
+                          "chips); auto: the backbone's own (dlib for dlib_face_resnet)."),
         click.option("--face_fallback", type=click.Choice(FACE_FALLBACKS),
                      default=d.face_fallback,
                      help="No face found: use the whole image (listed in no_face_found.txt) or "
@@ -323,7 +328,8 @@ def _apply_demo(ctx: click.Context, options: dict) -> None:
 TRAIN_PANELS = {
     "Data": ["data_path", "image_size", "batch_size", "val_split", "balance", "resize", "cache",
              "seed", "max_pixels"],
-    "Faces": ["face_crop", "face_detector", "face_margin", "face_fallback", "face_cache"],
+    "Faces": ["face_crop", "face_detector", "face_margin", "face_template", "face_fallback",
+              "face_cache"],
     "Model": ["backbone", "weights", "alpha", "head", "head_units", "dropout"],
     "Training": ["recipe", "config", "epochs", "head_epochs", "fine_tune_epochs",
                  "fine_tune_layers", "lr", "fine_tune_lr", "optimizer", "weight_decay",

@@ -1,0 +1,152 @@
+"""dlib's face ResNet in Keras against dlib itself (dlib-bin, a test dependency only): the same
+descriptor on dlib's own chips, and the toolkit's crop close to dlib's whole pipeline."""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import pytest
+from conftest import SHARED_DATA
+
+from gender_cls import dlib_dat, dlib_resnet, faces
+from gender_cls.errors import UserError
+from gender_cls.images import read_image
+
+dlib = pytest.importorskip("dlib")
+pytest.importorskip("face_recognition_models")
+
+
+@pytest.fixture(autouse=True)
+def keras_home(tmp_path, monkeypatch):
+    """Converted weights go to a fresh Keras cache."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    return tmp_path / "keras"
+
+
+def photos() -> list[np.ndarray]:
+    """scikit-image's astronaut (always there) and a few LFW frames where ../shared is present."""
+    from skimage import data as skimage_data
+
+    found = [skimage_data.astronaut()]
+    wild = sorted((SHARED_DATA / "faces-wild" / "val").glob("*/*.jpg"))[::50][:5]
+    return found + [read_image(str(p)) for p in wild]
+
+
+@pytest.fixture(scope="module")
+def dlib_pipeline():
+    """dlib's own chips (its detector, 5-point landmarks, get_face_chip 150 px, padding 0.25)
+    and its descriptors, per photo with a face."""
+    models = dlib_resnet.wheel_file().parent
+    detector = dlib.get_frontal_face_detector()
+    landmarks = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
+    net = dlib.face_recognition_model_v1(str(dlib_resnet.wheel_file()))
+    rows = []
+    for rgb in photos():
+        found = detector(rgb, 1)
+        if found:
+            chip = np.asarray(dlib.get_face_chip(rgb, landmarks(rgb, found[0]), 150, 0.25))
+            rows.append((rgb, chip, np.asarray(net.compute_face_descriptor(chip))))
+    assert rows, "dlib found no face in the astronaut"
+    return rows
+
+
+def descriptors(chips) -> np.ndarray:
+    model = dlib_resnet.build(150)
+    dlib_resnet.load_pretrained(model)
+    x = dlib_resnet.preprocess(np.stack(chips).astype(np.float32))
+    return model.predict(x, verbose=0).mean(axis=(1, 2))
+
+
+def test_the_keras_network_gives_dlibs_descriptor_on_dlibs_chips(dlib_pipeline):
+    ours = descriptors([chip for _, chip, _ in dlib_pipeline])
+    theirs = np.stack([reference for _, _, reference in dlib_pipeline])
+    worst = np.abs(ours - theirs).max(axis=1)
+    assert worst.max() < 1e-4, worst
+
+
+def test_the_toolkits_dlib_crop_keeps_the_descriptor_of_dlibs_pipeline(dlib_pipeline):
+    detector = faces.BlazeFace()
+    crops = []
+    for rgb, _, _ in dlib_pipeline:
+        face = faces.detect_largest(detector, rgb)
+        crops.append(faces.align(rgb, face, 150, 0.25, "dlib"))
+    ours = descriptors(crops)
+    theirs = np.stack([reference for _, _, reference in dlib_pipeline])
+    cosine = (ours * theirs).sum(1) / np.linalg.norm(ours, axis=1) / np.linalg.norm(theirs, axis=1)
+    assert cosine.min() > 0.97, cosine
+
+
+def test_a_network_other_than_the_expected_one_is_refused_by_layer():
+    network = dlib_dat.read_network(dlib_resnet.wheel_file())
+    model = dlib_resnet.build(150)
+    moved = dict(network.layers[4].settings, stride_y=2)
+    layers = list(network.layers)
+    layers[4] = dlib_dat.Layer("con", moved, network.layers[4].tensors)
+    with pytest.raises(UserError, match=r"dlib layer 4 \(level1_block1_conv1\): stride_y 2"):
+        dlib_resnet.load_dlib_weights(model, dlib_dat.Network(network.loss, network.input_size,
+                                                              network.mean_rgb, layers))  # fmt: skip
+    with pytest.raises(UserError, match="of 107 layers, 108 expected"):
+        dlib_resnet.load_dlib_weights(model, dlib_dat.Network(network.loss, network.input_size,
+                                                              network.mean_rgb, layers[:-1]))  # fmt: skip
+
+
+def test_other_sizes_build_and_the_cache_heals(keras_home, caplog):
+    small = dlib_resnet.build_base(112, "imagenet", embedding=False)  # shapes meet unevenly here
+    cached = dlib_resnet.cache_path(embedding=False)
+    assert cached.parent == keras_home / "models" and cached.is_file()
+    assert small.output.shape[1:] == (1, 1, 256)
+    cached.write_bytes(cached.read_bytes()[: cached.stat().st_size // 2])
+    with caplog.at_level(logging.WARNING):
+        healed = dlib_resnet.build_base(150, "imagenet", embedding=False)
+    assert "unreadable" in caplog.text
+    np.testing.assert_array_equal(healed.weights[0].numpy(), small.weights[0].numpy())
+    with pytest.raises(UserError, match="too small for dlib_face_resnet"):
+        dlib_resnet.build(96)
+
+
+def test_cards_name_their_template_and_older_cards_mean_arcface():
+    from gender_cls.artifacts import ModelCard
+
+    card = {"class_names": ["female", "male"], "image_size": 150}
+    old = ModelCard.from_dict({**card, "face_crop": {"detector": "blazeface", "margin": 0.25}})
+    assert old.face_crop.template == "arcface"
+    with pytest.raises(UserError, match="face_crop template 'mediapipe' is not one of"):
+        ModelCard.from_dict({**card, "face_crop": {"detector": "blazeface", "margin": 0.25,
+                                                   "template": "mediapipe"}})  # fmt: skip
+
+
+@pytest.mark.slow
+def test_the_faces_recipe_crops_as_dlib_from_training_to_a_cold_prediction(tmp_path):
+    """--recipe faces-offline on a few photos of a face: the card records dlib's crop, the TFLite
+    export matches Keras, and predict.py finds and crops the face with no flag."""
+    import json
+
+    from click.testing import CliRunner
+    from conftest import write_image
+
+    from gender_cls.cli import predict_command, train_command
+
+    astronaut = photos()[0]
+    rng = np.random.default_rng(0)
+    for split, count in (("train", 6), ("val", 3)):
+        for label in ("female", "male"):
+            for i in range(count):
+                dy, dx = rng.integers(0, 60, 2)
+                photo = astronaut[dy : dy + 440, dx : dx + 440]
+                write_image(tmp_path / "data" / split / label / f"{i}.png",
+                            photo[:, ::-1] if label == "male" else photo)  # fmt: skip
+    run = tmp_path / "run"
+    args = ["--data_path", str(tmp_path / "data"), "--output_dir", str(run), "--recipe",
+            "faces-offline", "--head_epochs", "2"]  # fmt: skip
+    trained = CliRunner().invoke(train_command, args)
+    assert trained.exit_code == 0, trained.output
+    card = json.loads((run / "model.json").read_text())
+    assert card["face_crop"] == {"detector": "blazeface", "margin": 0.25, "template": "dlib"}
+    assert card["image_size"] == 150 and card["exports"]["tflite"]["max_abs_diff_vs_keras"] < 1e-4
+    photo = write_image(tmp_path / "astronaut.png", astronaut)
+    predicted = CliRunner().invoke(predict_command, ["--image_path", str(photo), "--model_path",
+                                                     str(run), "--json"])  # fmt: skip
+    assert predicted.exit_code == 0, predicted.output
+    record = json.loads(predicted.stdout)[0]
+    assert record["face_found"] is True and len(record["face_box"]) == 4
