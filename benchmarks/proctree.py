@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -35,18 +36,22 @@ def _tree_rss(root: int) -> int:
 
 
 def run_measured(args: list[str], timeout: float = 3600, **kwargs) -> tuple[float, int, str]:
-    """(seconds, peak tree RSS in bytes, output) of `args`; raises if it fails."""
+    """(seconds, peak tree RSS in bytes, output) of `args`; raises if it fails. The output goes
+    to a temp file: read from a pipe only at the end, more than the pipe's 64 KiB blocked the
+    command forever."""
     start = time.perf_counter()
-    process = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               **kwargs)  # fmt: skip
-    peak = 0
-    while process.poll() is None:
-        peak = max(peak, _tree_rss(process.pid))
-        if time.perf_counter() - start > timeout:
-            process.kill()
-        time.sleep(0.2)
-    out = process.stdout.read()
-    seconds = time.perf_counter() - start
+    with tempfile.TemporaryFile("w+") as output:
+        process = subprocess.Popen(args, stdout=output, stderr=subprocess.STDOUT, text=True,
+                                   **kwargs)  # fmt: skip
+        peak = 0
+        while process.poll() is None:
+            peak = max(peak, _tree_rss(process.pid))
+            if time.perf_counter() - start > timeout:
+                process.kill()
+            time.sleep(0.2)
+        seconds = time.perf_counter() - start
+        output.seek(0)
+        out = output.read()
     if process.returncode != 0:
         raise RuntimeError(f"{' '.join(args[:3])} failed ({process.returncode}):\n{out[-3000:]}")
     return seconds, peak, out
