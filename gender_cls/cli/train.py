@@ -144,14 +144,17 @@ def train_options(command):
         click.option("--config", type=click.Path(exists=True, dir_okay=False),
                      help="Load options from a JSON file (as saved in a run's config.json)."),
         click.option("--recipe", default=None, metavar="[" + "|".join(RECIPES) + "]",
-                     help="Start from a named recipe: a seed project's, or faces-offline (see "
-                          "the README's table); options given here override it."),
+                     help="Start from a named recipe: a seed project's, faces-offline (faces, "
+                          "crops or photos) or faces-lite0 (see the README's table); options "
+                          "given here override it."),
         click.option("--backbone", default=m.backbone,
                      help="mobilenetv2, resnet50, vgg16, efficientnet_lite0/1/2 (ImageNet "
-                          "weights offline, from pip packages) or any keras.applications name."),
+                          "weights offline, from pip packages), dlib_face_resnet (dlib's face "
+                          "embedding, offline) or any keras.applications name."),
         click.option("--weights", default=m.weights,
-                     help="imagenet (downloads once; installed with efficientnet_lite*), none "
-                          "(from scratch) or a local .h5 file."),
+                     help="imagenet: the backbone's pretrained weights (downloaded once; "
+                          "installed with efficientnet_lite* and dlib_face_resnet), none (from "
+                          "scratch) or a local .h5 file."),
         click.option("--alpha", type=float, default=m.alpha, help="MobileNet width multiplier."),
         click.option("--head", type=click.Choice(HEAD_CHOICES), default=m.head,
                      help="Head preset; auto: the backbone's own (ignored with --head_units)."),
