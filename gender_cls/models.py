@@ -58,12 +58,13 @@ def load_base_weights(base: keras.Model, path: str) -> None:
 
 
 def build_base(
-    config: ModelConfig, image_size: int, load_weights: bool = True
+    config: ModelConfig, image_size: int, load_weights: bool = True, embedding: bool = False
 ) -> tuple[keras.Model, Backbone]:
-    """The headless backbone with the configured weights (random ones without `load_weights`)."""
+    """The headless backbone with the configured weights (random ones without `load_weights`);
+    `embedding`: up to the backbone's own face embedding, where it has one."""
     backbone = get_backbone(config.backbone)
     weights = "imagenet" if config.weights.lower() == "imagenet" and load_weights else None
-    base = backbone.build(image_size, weights, config.alpha)
+    base = backbone.build(image_size, weights, config.alpha, embedding)
     if weights is None and not from_scratch(config) and load_weights:
         check_weights_file(config)
         load_base_weights(base, config.weights)
@@ -74,11 +75,13 @@ def build_base(
     return base, backbone
 
 
-def pooled_features(config: ModelConfig, image_size: int, load_weights: bool = True):
+def pooled_features(
+    config: ModelConfig, image_size: int, load_weights: bool = True, embedding: bool = False
+):
     """(inputs, pooled base features, backbone): raw RGB pixels in [0, 255] -> the backbone's
     preprocessing as a layer -> base -> global average pooling; what every model here starts
     with. A pretrained base is called with training=False so BatchNorm keeps its statistics."""
-    base, backbone = build_base(config, image_size, load_weights)
+    base, backbone = build_base(config, image_size, load_weights, embedding)
     inputs = keras.Input((image_size, image_size, 3), name="image")
     preprocess = keras.layers.Dense(3, name="preprocess", trainable=False)
     x = preprocess(inputs)

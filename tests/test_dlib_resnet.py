@@ -150,3 +150,31 @@ def test_the_faces_recipe_crops_as_dlib_from_training_to_a_cold_prediction(tmp_p
     assert predicted.exit_code == 0, predicted.output
     record = json.loads(predicted.stdout)[0]
     assert record["face_found"] is True and len(record["face_box"]) == 4
+
+
+@pytest.mark.slow
+def test_an_untrained_verifier_embeds_as_dlib_through_the_aligned_face(tmp_path):
+    """train-verifier --epochs 0 (the default for this backbone): the embedder is dlib's
+    descriptor, unit-normalised, of the face dlib's template aligns; the run records the crop."""
+    from click.testing import CliRunner
+    from conftest import people_tree, write_image
+
+    from gender_cls.cli import train_verifier_command
+    from gender_cls.verification import embed, face_crop_of, load_verifier
+
+    run = tmp_path / "run"
+    data = people_tree(tmp_path / "ids", 6, 4)
+    args = ["--data_path", str(data), "--output_dir", str(run), "--val_people", "0.34",
+            "--no_flip_average"]  # fmt: skip
+    result = CliRunner().invoke(train_verifier_command, args)
+    assert result.exit_code == 0, result.output
+    embedder, card = load_verifier(run)
+    assert card["loss"] == []  # nothing trained
+    assert card["embedding_dim"] == 128 and card["image_size"] == 150
+    assert card["face_crop"] == {"detector": "blazeface", "margin": 0.25, "template": "dlib"}
+    photo = write_image(tmp_path / "astronaut.png", photos()[0])
+    ours = embed(embedder, [str(photo)], 150, crop=face_crop_of(card))[0]
+    face = faces.detect_largest(faces.BlazeFace(), photos()[0])
+    chip = faces.align(photos()[0], face, 150, 0.25, "dlib")
+    theirs = descriptors([chip])[0]
+    np.testing.assert_allclose(ours, theirs / np.linalg.norm(theirs), atol=1e-3)

@@ -31,21 +31,30 @@ def _aggregate_option(default):
 @click.command("train-verifier", context_settings=CONTEXT)
 @click.option("--data_path", required=True, help="Identity folders: <person>/*.jpg.")
 @click.option("--output_dir", default="runs/verifier", help="Run directory to write.")
-@click.option("--backbone", default="efficientnet_lite0",
-              help="Any backbone of train_model.py; the default starts from ImageNet offline.")  # fmt: skip
+@click.option("--backbone", default="dlib_face_resnet",
+              help="Any backbone of train_model.py; the default, dlib's face embedding, matches "
+                   "faces before any training (offline).")  # fmt: skip
 @click.option(
     "--weights",
     default="imagenet",
-    help="imagenet (offline for efficientnet_lite0/1/2), none (from scratch) or a local .h5 file.",
+    help="imagenet: the backbone's pretrained weights (offline for dlib_face_resnet and "
+    "efficientnet_lite0/1/2), none (from scratch) or a local .h5 file.",
 )
 @click.option("--alpha", type=float, default=0.35, help="MobileNet width multiplier.")
-@click.option("--image_size", type=int, default=96, help="Square input size.")
+@click.option("--image_size", type=int, default=None, show_default="150 for dlib_face_resnet, else 96",
+              help="Square input size.")  # fmt: skip
 @click.option(
     "--epochs",
-    type=click.IntRange(min=1),
-    default=30,
-    help="Training epochs (cosine schedule); 30 took 13 minutes on 2 CPU cores.",
+    type=click.IntRange(min=0),
+    default=None,
+    show_default="0 for a backbone with a face embedding of its own, else 30",
+    help="Training epochs (cosine schedule); 0 keeps the backbone's own embedding as it comes "
+    "(dlib_face_resnet) and only tunes the threshold. 30 on Lite0 took 13 minutes on 2 CPU cores.",
 )
+@click.option("--face_crop/--no-face_crop", default=None,
+              show_default="on where the backbone has a face embedding of its own",
+              help="Align every face first (training, tuning, gallery and probes alike; the run "
+                   "records it).")  # fmt: skip
 @click.option("--batch_size", type=click.IntRange(min=1), default=32, help="Images per batch.")
 @click.option("--lr", type=float, default=1e-3,
               help="Peak learning rate (from scratch, 3e-3 with 120 epochs did best).")  # fmt: skip
@@ -82,7 +91,7 @@ def _aggregate_option(default):
 @VERBOSE_OPTION
 @handle_errors
 def train_verifier_command(data_path, output_dir, backbone, weights, alpha, image_size, epochs,
-                           batch_size, lr, embedding_dim, loss, margin, scale, triplet_margin,
+                           face_crop, batch_size, lr, embedding_dim, loss, margin, scale, triplet_margin,
                            images_per_person, val_people, distort_probability, flip_average,
                            aggregate, seed, overwrite, verbose) -> None:  # fmt: skip
     """Train a face embedding (CosFace, or triplets) on identity folders; tune its match
@@ -94,8 +103,9 @@ def train_verifier_command(data_path, output_dir, backbone, weights, alpha, imag
     """
     quiet_tensorflow(verbose)
     setup_logging(verbose)
-    from gender_cls.verification import VerifierOptions, train_verifier
+    from gender_cls.verification import VerifierOptions, default_epochs, train_verifier
 
+    epochs = default_epochs(backbone) if epochs is None else epochs
     config = RunConfig(
         DataConfig(data_path, image_size=image_size, batch_size=batch_size, seed=seed),
         AugmentConfig(rotation_range=10.0, zoom_range=0.1, width_shift_range=0.05,
@@ -104,7 +114,7 @@ def train_verifier_command(data_path, output_dir, backbone, weights, alpha, imag
         TrainConfig(output_dir=output_dir, head_epochs=epochs, lr=lr, schedule="cosine"),
     )  # fmt: skip
     options = VerifierOptions(embedding_dim, margin, scale, val_people, aggregate, loss,
-                              images_per_person, triplet_margin, flip_average)  # fmt: skip
+                              images_per_person, triplet_margin, flip_average, face_crop)  # fmt: skip
     card = train_verifier(config, options, verbose=2, overwrite=overwrite)
     click.echo(f"trained in {card['seconds']:.0f}s on {len(card['train_people'])} people; "
                f"threshold {card['threshold']:.3f} ({card['threshold_source']}); wrote "
@@ -135,8 +145,9 @@ def verify_command(model_path, gallery, probe, aggregate, as_json, verbose) -> N
     embedder, card = v.load_verifier(model_path)
     size = card["image_size"]
     flip, cache = v.flip_average(card), v.gallery_cache_file(model_path, gallery)
-    known = v.gallery_embeddings(embedder, gallery, size, flip, cache)
-    probe_vector = v.embed(embedder, [probe], size, flip)
+    crop = v.face_crop_of(card)
+    known = v.gallery_embeddings(embedder, gallery, size, flip, cache, crop)
+    probe_vector = v.embed(embedder, [probe], size, flip, crop)
     scores = v.similarities(probe_vector, known, aggregate or card["aggregate"])[0]
     best = int(scores.argmax())
     match = bool(scores[best] >= card["threshold"])
