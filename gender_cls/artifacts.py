@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gender_cls.atomic import replacing, write_text
-from gender_cls.config import FACE_TEMPLATES, FaceCrop, RunConfig
+from gender_cls.config import FaceCrop, RunConfig
 from gender_cls.errors import UserError
 
 MODEL_FILE = "model.keras"
@@ -228,15 +228,7 @@ class ModelCard:
             except UserError as error:
                 raise UserError(f"{source}: {error}") from None
         if values.get("face_crop") is not None:
-            try:
-                values["face_crop"] = FaceCrop(**values["face_crop"])
-            except TypeError:
-                raise UserError(
-                    f"{source}: face_crop must be {{detector, margin, template}}"
-                ) from None
-            if values["face_crop"].template not in FACE_TEMPLATES[1:]:
-                raise UserError(f"{source}: face_crop template {values['face_crop'].template!r} "
-                                f"is not one of {', '.join(FACE_TEMPLATES[1:])}")  # fmt: skip
+            values["face_crop"] = FaceCrop.read(values["face_crop"], str(source))
         _check_card_values(values, source)
         card = cls(**values)
         card.class_names, card.image_size = list(card.class_names), int(card.image_size)

@@ -172,6 +172,20 @@ class FaceCrop:
     margin: float = 0.25
     template: str = "arcface"  # cards written before templates existed mean ArcFace's
 
+    @classmethod
+    def read(cls, raw, source: str) -> FaceCrop:
+        """The face crop a card or verifier.json records; a one-line UserError naming `source`
+        when it is not {detector, margin, template} with known values."""
+        try:
+            crop = cls(**raw)
+        except TypeError:
+            raise UserError(f"{source}: face_crop must be {{detector, margin, template}}") from None
+        if crop.template not in FACE_TEMPLATES[1:] or crop.detector not in FACE_DETECTORS:
+            raise UserError(f"{source}: face_crop {crop.detector!r} / {crop.template!r}: the "
+                            f"detector must be one of {', '.join(FACE_DETECTORS)} and the "
+                            f"template one of {', '.join(FACE_TEMPLATES[1:])}")  # fmt: skip
+        return crop
+
 
 @dataclass
 class DataConfig(_Checked):

@@ -210,8 +210,10 @@ READERS = {
 LOSSES = {"loss_metric_": 0, "loss_metric_2": 2}  # name -> how many floats follow
 
 
-def _layer(s: _Stream, wrapper_version: int, index: int) -> Layer:
-    """One add_layer's record after its sub-network: details, flags and cached tensors."""
+def _layer(s: _Stream, index: int) -> Layer:
+    """One add_layer's record after its sub-network: its details, three flags and three cached
+    tensors of training; the layer on the input (layer 0, an add_layer of version 3) ends with
+    its sample expansion factor."""
     what = f"layer {index}"
     version = s.string(f"{what} name")
     if version not in READERS:
@@ -219,10 +221,10 @@ def _layer(s: _Stream, wrapper_version: int, index: int) -> Layer:
     layer = READERS[version](s, version, what)
     for flag in ("setup", "stale", "disabled"):
         s.bool(f"{what} {flag} flag")
-    for cached in ("x_grad", "cached_output"):
+    for cached in ("input gradient", "cached output", "gradient"):
         s.tensor(f"{what} {cached}")
-    if wrapper_version >= 2:
-        s.tensor(f"{what} params_grad")
+    if index == 0:
+        s.int(f"{what} sample expansion factor")
     return layer
 
 
@@ -248,27 +250,10 @@ def parse(data: bytes) -> Network:
         raise DatError(f"input layer '{name}' is not supported")
     mean_rgb = tuple(s.float("the input mean") for _ in range(3))
     input_size = (s.int("the input rows"), s.int("the input columns"))
-    layers = [_first_layer(s)]
-    layers += [_layer(s, 2, i + 1) for i in range(wrappers.count(2))]
+    layers = [_layer(s, i) for i in range(wrappers.count(2) + 1)]
     if s.pos != len(s.data):
         raise DatError(f"{len(s.data) - s.pos} bytes left after the last layer")
     return Network(loss, input_size, mean_rgb, layers)  # type: ignore[arg-type]
-
-
-def _first_layer(s: _Stream) -> Layer:
-    """The layer on the input (an add_layer of version 3): its details, flags, cached tensors and
-    the sample expansion factor."""
-    what = "layer 0"
-    version = s.string(f"{what} name")
-    if version not in READERS:
-        raise DatError(f"{what}: layer type '{version}' is not supported")
-    layer = READERS[version](s, version, what)
-    for flag in ("setup", "stale", "disabled"):
-        s.bool(f"{what} {flag} flag")
-    for cached in ("x_grad", "cached_output", "grad_final"):
-        s.tensor(f"{what} {cached}")
-    s.int(f"{what} sample expansion factor")
-    return layer
 
 
 def read_network(path: str | Path) -> Network:

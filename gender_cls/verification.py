@@ -348,7 +348,7 @@ def flip_average(card: dict) -> bool:
 def face_crop_of(card: dict) -> FaceCrop | None:
     """The face crop a run embeds through (runs from before it have none)."""
     crop = card.get("face_crop")
-    return FaceCrop(**crop) if crop else None
+    return None if crop is None else FaceCrop.read(crop, CARD_FILE)
 
 
 def gallery_cache_file(run: str | Path, gallery: str | Path) -> Path:

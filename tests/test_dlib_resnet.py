@@ -111,9 +111,13 @@ def test_cards_name_their_template_and_older_cards_mean_arcface():
     card = {"class_names": ["female", "male"], "image_size": 150}
     old = ModelCard.from_dict({**card, "face_crop": {"detector": "blazeface", "margin": 0.25}})
     assert old.face_crop.template == "arcface"
-    with pytest.raises(UserError, match="face_crop template 'mediapipe' is not one of"):
+    with pytest.raises(UserError, match="'blazeface' / 'mediapipe': the detector must be one of"):
         ModelCard.from_dict({**card, "face_crop": {"detector": "blazeface", "margin": 0.25,
                                                    "template": "mediapipe"}})  # fmt: skip
+    from gender_cls.verification import face_crop_of
+
+    with pytest.raises(UserError, match=r"verifier.json: face_crop must be \{detector, margin"):
+        face_crop_of({"face_crop": {"detector": "blazeface", "size": 3}})
 
 
 @pytest.mark.slow
