@@ -182,3 +182,26 @@ def test_an_untrained_verifier_embeds_as_dlib_through_the_aligned_face(tmp_path)
     chip = faces.align(photos()[0], face, 150, 0.25, "dlib")
     theirs = descriptors([chip])[0]
     np.testing.assert_allclose(ours, theirs / np.linalg.norm(theirs), atol=1e-3)
+
+
+def test_the_jax_backend_computes_the_same_descriptor(keras_home, tmp_path):
+    """The network and its converted weights on KERAS_BACKEND=jax, in a process of its own,
+    against TensorFlow's descriptor of the same chip."""
+    import os
+    import subprocess
+    import sys
+
+    chip = photos()[0][100:250, 160:310].astype(np.float32)  # any 150 px image will do
+    np.save(tmp_path / "chip.npy", chip)
+    script = (
+        "import sys, numpy as np\n"
+        "from gender_cls import dlib_resnet\n"
+        "model = dlib_resnet.build(150)\n"
+        "dlib_resnet.load_pretrained(model)\n"
+        "x = dlib_resnet.preprocess(np.load(sys.argv[1])[None])\n"
+        "np.save(sys.argv[2], np.asarray(model(x)).mean(axis=(1, 2)))\n"
+    )
+    env = {**os.environ, "KERAS_BACKEND": "jax"}
+    args = [sys.executable, "-c", script, str(tmp_path / "chip.npy"), str(tmp_path / "jax.npy")]
+    subprocess.run(args, env=env, check=True, timeout=300)
+    np.testing.assert_allclose(np.load(tmp_path / "jax.npy")[0], descriptors([chip])[0], atol=1e-5)
