@@ -73,6 +73,22 @@ def anchor_centres(margin: CosineMargin, clean: np.ndarray, labels: list[int]) -
     margin.trainable = False
 
 
+def distillation_data(embedder: keras.Model, split: Split, size: int, config: RunConfig):
+    """(augmented image, the untrained embedder's vector of the same image clean) batches:
+    trained with a cosine loss, a copy learns to put a distorted face where the original puts the
+    clean one, so clean faces keep their place. Identities are not needed."""
+    import tensorflow as tf
+
+    from gender_cls.pipeline import make_dataset
+
+    targets = tf.constant(embed(embedder, split.paths, size))
+    indexed = Split(list(split.paths), list(range(len(split))))  # each image its own "class"
+    d = config.data
+    batches = make_dataset(indexed, len(split), size, d.batch_size, training=True,
+                           augment=config.augment, seed=d.seed)  # fmt: skip
+    return batches.map(lambda x, y: (x, tf.gather(targets, tf.argmax(y, axis=-1))))
+
+
 def semi_hard_triplet_loss(margin: float):
     """The triplet loss with semi-hard negatives (FaceNet; tfa.losses.TripletSemiHardLoss): for
     every anchor-positive pair of a batch, the closest negative farther than the positive, else
@@ -249,6 +265,9 @@ def train_verifier(
     if triplet and (options.images_per_person < 2 or d.batch_size % options.images_per_person):
         raise UserError(f"--images_per_person {options.images_per_person} must be 2 or more and "
                         f"divide --batch_size {d.batch_size}")  # fmt: skip
+    if options.loss == "distill" and get_backbone(config.model.backbone).embedder is None:
+        raise UserError(f"--loss distill needs a backbone with a face embedding of its own "
+                        f"(dlib_face_resnet), not {config.model.backbone}")  # fmt: skip
     with artifacts.run_lock(t.output_dir):
         return _fit_verifier(config, options, verbose, overwrite, start)
 
@@ -281,7 +300,10 @@ def _fit_verifier(config: RunConfig, options: VerifierOptions, verbose, overwrit
                             augment=config.augment, seed=d.seed,
                             images_per_class=options.images_per_person if triplet else 0)  # fmt: skip
     embedder = build_embedder(config, size, options.embedding_dim)
-    if triplet:
+    if options.loss == "distill":
+        train_ds = distillation_data(embedder, split, size, config)
+        trainer, loss = embedder, keras.losses.CosineSimilarity()
+    elif triplet:
         trainer, loss = embedder, semi_hard_triplet_loss(options.triplet_margin)
     else:
         train_ds = train_ds.map(lambda x, y: ((x, y), y))

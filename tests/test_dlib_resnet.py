@@ -205,3 +205,36 @@ def test_the_jax_backend_computes_the_same_descriptor(keras_home, tmp_path):
     args = [sys.executable, "-c", script, str(tmp_path / "chip.npy"), str(tmp_path / "jax.npy")]
     subprocess.run(args, env=env, check=True, timeout=300)
     np.testing.assert_allclose(np.load(tmp_path / "jax.npy")[0], descriptors([chip])[0], atol=1e-5)
+
+
+@pytest.mark.slow
+def test_distillation_trains_towards_the_clean_embedding_and_needs_an_own_embedding(tmp_path):
+    from click.testing import CliRunner
+    from conftest import people_tree
+
+    from gender_cls.cli import train_verifier_command
+    from gender_cls.config import ModelConfig, RunConfig
+    from gender_cls.data import Split
+    from gender_cls.verification import build_embedder, distillation_data, embed, load_verifier
+
+    data = people_tree(tmp_path / "ids", 6, 4)
+    args = ["--data_path", str(data), "--val_people", "0.34", "--loss", "distill"]
+    refused = CliRunner().invoke(train_verifier_command, [*args, "--output_dir",
+                                 str(tmp_path / "lite"), "--backbone", "efficientnet_lite0"])  # fmt: skip
+    assert refused.exit_code == 2 and "--loss distill needs a backbone" in refused.output
+    assert not (tmp_path / "lite").exists()
+    config = RunConfig(model=ModelConfig(backbone="dlib_face_resnet"))
+    config.data.batch_size = 4
+    embedder = build_embedder(config, 150, 128)
+    paths = [str(p) for p in sorted(data.rglob("*.png"))[:4]]
+    images, targets = next(iter(distillation_data(embedder, Split(paths, [0] * 4), 150, config)))
+    clean = embed(embedder, paths, 150)
+    order = [int(np.argmin(np.abs(clean - t).sum(1))) for t in targets.numpy()]
+    assert sorted(order) == [0, 1, 2, 3]  # each image carries its own clean embedding
+    np.testing.assert_allclose(targets.numpy(), clean[order], atol=1e-6)
+    run = tmp_path / "run"
+    trained = CliRunner().invoke(train_verifier_command, [*args, "--output_dir", str(run),
+                                                          "--epochs", "1", "--lr", "1e-5"])  # fmt: skip
+    assert trained.exit_code == 0, trained.output
+    _, card = load_verifier(run)
+    assert len(card["loss"]) == 1 and -1.0 <= card["loss"][0] < -0.5  # cosine loss: -similarity

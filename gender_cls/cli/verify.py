@@ -17,7 +17,7 @@ from gender_cls.cli.common import (
 from gender_cls.config import AugmentConfig, DataConfig, ModelConfig, RunConfig, TrainConfig
 
 AGGREGATES = ("max", "mean")
-LOSSES = ("cosface", "triplet")
+LOSSES = ("cosface", "triplet", "distill")
 GALLERY_OPTION = click.option("--gallery", required=True, help="Known people: <person>/*.jpg.")
 
 
@@ -62,8 +62,10 @@ def _aggregate_option(default):
     "--embedding_dim", type=click.IntRange(min=1), default=128, help="Size of the embedding."
 )
 @click.option("--loss", type=click.Choice(LOSSES), default="cosface",
-              help="cosface (an additive cosine margin over the training people) or triplet "
-                   "(semi-hard triplets in batches of --images_per_person images per person).")  # fmt: skip
+              help="cosface (an additive cosine margin over the training people), triplet "
+                   "(semi-hard triplets in batches of --images_per_person images per person) or "
+                   "distill (each distorted face mapped onto the untrained embedding of its "
+                   "clean self; dlib_face_resnet).")  # fmt: skip
 @click.option("--margin", type=float, default=0.35, help="CosFace's additive cosine margin.")
 @click.option("--scale", type=float, default=30.0, help="CosFace's logit scale.")
 @click.option("--triplet_margin", type=float, default=0.2,
