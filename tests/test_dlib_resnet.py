@@ -93,7 +93,7 @@ def test_a_network_other_than_the_expected_one_is_refused_by_layer():
 
 def test_other_sizes_build_and_the_cache_heals(keras_home, caplog):
     small = dlib_resnet.build_base(112, "imagenet", embedding=False)  # shapes meet unevenly here
-    cached = dlib_resnet.cache_path(embedding=False)
+    cached = dlib_resnet.cache_path(dlib_resnet.wheel_file(), embedding=False)
     assert cached.parent == keras_home / "models" and cached.is_file()
     assert small.output.shape[1:] == (1, 1, 256)
     cached.write_bytes(cached.read_bytes()[: cached.stat().st_size // 2])

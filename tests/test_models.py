@@ -30,12 +30,13 @@ def tiny_batch(n=4, size=32, classes=2, seed=0):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(FIRST_CLASS))
+@pytest.mark.parametrize("name", sorted(set(FIRST_CLASS) - {"dlib_face_resnet"}))
 def test_first_class_backbones_build_and_train_one_step(name):
-    size = 104 if name == "dlib_face_resnet" else 32  # its stride-2 layers pad nothing
-    model = build_classifier(ModelConfig(backbone=name, **SMALL), 2, size)
+    """dlib_face_resnet (104 px at least) trains in tests/test_dlib_resnet.py: its whole base under
+    --loss distill, a head on it under --recipe faces-offline."""
+    model = build_classifier(ModelConfig(backbone=name, **SMALL), 2, 32)
     model.compile("adam", make_loss(TrainConfig(), 2))
-    x, y = tiny_batch(size=size)
+    x, y = tiny_batch()
     loss = model.train_on_batch(x, y)
     assert np.isfinite(loss)
     assert model.output_shape == (None, 1)
