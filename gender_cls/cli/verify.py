@@ -96,9 +96,9 @@ def train_verifier_command(data_path, output_dir, backbone, weights, alpha, imag
                            face_crop, batch_size, lr, embedding_dim, loss, margin, scale, triplet_margin,
                            images_per_person, val_people, distort_probability, flip_average,
                            aggregate, seed, overwrite, verbose) -> None:  # fmt: skip
-    """Train a face embedding (CosFace, or triplets) on identity folders; tune its match
-    threshold on people held out of training; write embedder.keras, base.weights.h5 and
-    verifier.json.
+    """A face embedding for identity folders: dlib's as it comes by default, or trained (CosFace,
+    triplets, or distillation towards the clean faces); its match threshold tuned on people held
+    out of training; writes embedder.keras, base.weights.h5 and verifier.json.
 
     \\b
     gender-cls train-verifier --data_path ../shared/data/identities --output_dir runs/verifier
