@@ -22,6 +22,7 @@ from gender_cls.inference import Predictor
 
 log = logging.getLogger(__name__)
 INSTALL = "pip install 'gender_cls[serve]' (fastapi, uvicorn, python-multipart, prometheus-client)"
+SETTINGS_VARIABLE = "GENDER_CLS_SERVE"  # how the uvicorn workers learn what to serve
 
 
 @dataclass
@@ -235,8 +236,6 @@ def app_for(settings: dict):
 
 def app_from_environment():
     """The app of a uvicorn worker, from the settings serve_command left in the environment."""
-    from gender_cls.cli.serve import SETTINGS_VARIABLE
-
     return app_for(json.loads(os.environ[SETTINGS_VARIABLE]))
 
 

@@ -17,8 +17,6 @@ from gender_cls.cli.common import (
 )
 from gender_cls.errors import UserError
 
-SETTINGS_VARIABLE = "GENDER_CLS_SERVE"  # how the uvicorn workers learn what to serve
-
 
 @click.command("serve", context_settings=CONTEXT)
 @model_path_option("Run directory with an export, or a .tflite/.onnx file with its .json.")
@@ -90,7 +88,7 @@ def serve_command(model_path, host, port, workers, max_batch, max_wait_ms, max_u
     curl --data-binary @face.jpg -H 'Content-Type: image/jpeg' http://127.0.0.1:8000/predict
     """
     setup_logging(verbose)
-    from gender_cls.serve import INSTALL, ServeLimits, predictor_for
+    from gender_cls.serve import INSTALL, SETTINGS_VARIABLE, ServeLimits, predictor_for
 
     limits = ServeLimits(max_batch, max_wait_ms, max_upload_mb, max_files)
     settings = {"model_path": str(model_path), "threshold": threshold, "tta": tta,
