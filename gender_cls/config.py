@@ -214,7 +214,7 @@ class DataConfig(_Checked):
     def class_weighted(self) -> bool:
         return self.balance in ("class_weight", "both")
 
-    def face(self, backbone_template: str = "arcface") -> FaceCrop | None:
+    def face(self, backbone_template: str) -> FaceCrop | None:
         """What the face crop does, or None when it is off; template "auto" is the backbone's."""
         if not self.face_crop:
             return None

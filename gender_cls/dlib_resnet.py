@@ -140,17 +140,22 @@ def _keras_weights(layer: Layer) -> list[np.ndarray]:
     if layer.kind == "con":
         return [layer.tensors["filters"].transpose(2, 3, 1, 0), layer.tensors["biases"]]
     if layer.kind == "affine":
-        ones = np.ones_like(layer.tensors["gamma"])
-        return [layer.tensors["gamma"], layer.tensors["beta"], 0 * ones, ones - BN_EPSILON]
+        gamma = layer.tensors["gamma"]
+        return [
+            gamma,
+            layer.tensors["beta"],
+            np.zeros_like(gamma),
+            np.ones_like(gamma) - BN_EPSILON,
+        ]
     return [layer.tensors["weights"][None, None]]  # fc as a 1x1 convolution, no bias
 
 
 def load_dlib_weights(model: keras.Model, network: Network) -> None:
     """Copy a parsed dlib network into `model` (from `build`), checking that every record is the
-    layer the model expects, with the same settings, input mean and size."""
-    if network.loss not in ("loss_metric_", "loss_metric_2"):
-        raise UserError(f"dlib network with loss {network.loss}: not a face embedding")
-    if not np.allclose(network.mean_rgb, MEAN_RGB, atol=1e-3) or network.input_size != (150, 150):
+    layer the model expects, with the same settings, input mean and size (the reader has already
+    refused any loss but the metric loss of an embedding)."""
+    native = (NATIVE_SIZE, NATIVE_SIZE)
+    if not np.allclose(network.mean_rgb, MEAN_RGB, atol=1e-3) or network.input_size != native:
         raise UserError(f"dlib network with input mean {network.mean_rgb} and size "
                         f"{network.input_size}: not dlib_face_recognition_resnet_model_v1")  # fmt: skip
     expected = _sequence()
