@@ -16,12 +16,13 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 install: $(STAMP)
 
+# On every core (pytest-xdist); fixtures that train are made once and shared by the workers.
 test: $(STAMP)
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --durations=30
 
 # Everything but the tests marked slow (those that train a model).
 test-fast: $(STAMP)
-	$(PY) -m pytest -q -m "not slow"
+	$(PY) -m pytest -q -n auto -m "not slow"
 
 # The main job, offline: direction dataset -> train -> evaluate -> predict one image.
 demo: $(STAMP)

@@ -21,11 +21,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import click  # noqa: E402
 import keras  # noqa: E402
 
-from gender_cls.augment_layer import with_augmentation  # noqa: E402
 from gender_cls.config import AugmentConfig, ModelConfig  # noqa: E402
-from gender_cls.data import discover  # noqa: E402
-from gender_cls.models import build_classifier, freeze_base  # noqa: E402
-from gender_cls.pipeline import make_dataset  # noqa: E402
+from gender_cls.data.augment.in_model import with_augmentation  # noqa: E402
+from gender_cls.data.index import discover  # noqa: E402
+from gender_cls.data.pipeline import make_dataset  # noqa: E402
+from gender_cls.models.classifier import build_classifier, freeze_base  # noqa: E402
 
 AUGMENT = AugmentConfig(brightness_range=(0.8, 1.2), contrast_range=0.2)
 

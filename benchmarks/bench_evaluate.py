@@ -20,12 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import click  # noqa: E402
 import numpy as np  # noqa: E402
 
-from gender_cls.artifacts import now, save_artifact  # noqa: E402
+from gender_cls.artifacts.card import now, save_artifact  # noqa: E402
 from gender_cls.config import ModelConfig  # noqa: E402
-from gender_cls.data import labelled_folder  # noqa: E402
-from gender_cls.images import load_image  # noqa: E402
-from gender_cls.inference import Predictor  # noqa: E402
-from gender_cls.models import build_classifier  # noqa: E402
+from gender_cls.data.images import load_image  # noqa: E402
+from gender_cls.data.index import labelled_folder  # noqa: E402
+from gender_cls.models.classifier import build_classifier  # noqa: E402
+from gender_cls.predict.predictor import Predictor  # noqa: E402
 
 
 @click.command()

@@ -22,8 +22,8 @@ import click  # noqa: E402
 import keras  # noqa: E402
 
 from gender_cls.config import AugmentConfig, DataConfig, ModelConfig, RunConfig, TrainConfig  # noqa: E402
-from gender_cls.models import build_base  # noqa: E402
-from gender_cls.training import train  # noqa: E402
+from gender_cls.models.classifier import build_base  # noqa: E402
+from gender_cls.training.run import train  # noqa: E402
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -44,15 +44,15 @@ def run(data, out: Path, size, epochs, weights, alpha, cached: bool, timer) -> t
         ModelConfig(weights=weights, alpha=alpha),
         TrainConfig(output_dir=str(out), head_epochs=epochs, patience=100, head_augment=not cached),
     )
-    import gender_cls.training as training
+    import gender_cls.training.phases as phases
 
-    original = training.make_callbacks
-    training.make_callbacks = lambda *a, **k: original(*a, **k) + [timer]
+    original = phases.make_callbacks
+    phases.make_callbacks = lambda *a, **k: original(*a, **k) + [timer]
     start = time.perf_counter()
     try:
         return train(config, verbose=0).card.validation, time.perf_counter() - start
     finally:
-        training.make_callbacks = original
+        phases.make_callbacks = original
 
 
 @click.command()

@@ -63,8 +63,8 @@ def bench_idg(data: Path, size: int, batch: int, n_images: int) -> float:
 
 def bench_ours(data: Path, size: int, batch: int, n_images: int, augment: bool) -> float:
     from gender_cls.config import AugmentConfig
-    from gender_cls.data import discover
-    from gender_cls.pipeline import make_dataset
+    from gender_cls.data.index import discover
+    from gender_cls.data.pipeline import make_dataset
 
     config = AugmentConfig(**AUGMENT) if augment else AugmentConfig.off()
     index = discover(data, val_split=0.01)

@@ -53,10 +53,10 @@ print(it.get_tensor(it.get_output_details()[0]["index"]))
 
 def make_run(folder: Path, size: int) -> Path:
     """An untrained MobileNetV2 run directory: model.keras, model.json, TFLite and ONNX exports."""
-    from gender_cls.artifacts import ModelCard, now, save_artifact
+    from gender_cls.artifacts.card import ModelCard, now, save_artifact
     from gender_cls.config import ModelConfig
-    from gender_cls.export import export_model
-    from gender_cls.models import build_classifier
+    from gender_cls.models.classifier import build_classifier
+    from gender_cls.predict.export import export_model
 
     model = build_classifier(ModelConfig(weights="none"), 2, size)
     card = ModelCard(["female", "male"], size, threshold=0.5, threshold_source="benchmark",

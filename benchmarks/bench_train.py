@@ -23,9 +23,9 @@ import click  # noqa: E402
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-from gender_cls.augment_layer import with_augmentation  # noqa: E402
 from gender_cls.config import AugmentConfig, ModelConfig  # noqa: E402
-from gender_cls.models import build_classifier, get_base  # noqa: E402
+from gender_cls.data.augment.in_model import with_augmentation  # noqa: E402
+from gender_cls.models.classifier import build_classifier, get_base  # noqa: E402
 
 
 def images_per_second(backbone: str, size: int, batch: int, steps: int, mode: str) -> float:

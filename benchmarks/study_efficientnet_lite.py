@@ -15,7 +15,8 @@ import numpy as np
 from matplotlib import cbook
 from PIL import Image
 
-from gender_cls import efficientnet_lite
+from gender_cls.models import efficientnet_lite  # noqa: E402
+from gender_cls.models.weights.efficientnet_lite import load_imagenet  # noqa: E402
 
 # ImageNet indices: military uniform, Egyptian cat, espresso
 PHOTOS = {"grace_hopper": 652, "chelsea": 285, "coffee": 967}
@@ -46,7 +47,7 @@ def main(variants: str) -> None:
         rows = []
         for padding, eps in itertools.product(("same", "symmetric"), (1e-3, 1e-5)):
             model = efficientnet_lite.build(variant, size, True, padding, eps)
-            efficientnet_lite.load_imagenet(model, variant)
+            load_imagenet(model, variant)
             for name, normalise in NORMALISATIONS.items():
                 out = model.predict(normalise(batch), verbose=0)
                 probs = [row[label] for row, label in zip(out, PHOTOS.values(), strict=True)]

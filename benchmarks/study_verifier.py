@@ -34,22 +34,27 @@ import numpy as np  # noqa: E402
 STUB = os.environ["KERAS_BACKEND"] != "tensorflow"
 if STUB:  # augment.py imports tf for its tf.data part only
     sys.modules["tensorflow"] = types.ModuleType("tensorflow")
-from gender_cls.augment import augment_image  # noqa: E402
+from gender_cls.data.augment.in_pipeline import augment_image  # noqa: E402
 
 if STUB:
     del sys.modules["tensorflow"]
-from gender_cls.config import AugmentConfig, DataConfig, ModelConfig, RunConfig  # noqa: E402
-from gender_cls.distort import KINDS, distort  # noqa: E402
-from gender_cls.images import read_image, resize_image  # noqa: E402
-from gender_cls.thresholds import tune_threshold  # noqa: E402
-from gender_cls.verification import (  # noqa: E402
-    VerifierOptions,
+from gender_cls.config import (  # noqa: E402
+    AugmentConfig,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    VerifierOptions,  # noqa: E402
+)
+from gender_cls.data.augment.distort import KINDS, distort  # noqa: E402
+from gender_cls.data.images import read_image, resize_image  # noqa: E402
+from gender_cls.metrics.thresholds import tune_threshold  # noqa: E402
+from gender_cls.verify.embedding import (  # noqa: E402
     build_embedder,
     cosface_trainer,
     semi_hard_triplet_loss,
     similarities,
-    verification_metrics,
 )
+from gender_cls.verify.evaluate import verification_metrics  # noqa: E402
 
 
 def augment_config(p):

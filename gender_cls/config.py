@@ -368,3 +368,17 @@ class RunConfig:
             return cls.from_dict(raw)
         except UserError as error:
             raise UserError(f"{path}: {error}") from None
+
+
+@dataclass
+class VerifierOptions:
+    embedding_dim: int = 128
+    margin: float = 0.35  # CosFace's additive margin on the cosine of the true identity
+    scale: float = 30.0
+    val_people: float = 0.2  # share of the people held out (never trained on) to tune on
+    aggregate: str = "max"  # a probe against an identity: its best or mean image similarity
+    loss: str = "cosface"  # or "triplet": semi-hard triplets in batches of K images per person
+    images_per_person: int = 4  # K, for the triplet loss
+    triplet_margin: float = 0.2  # on squared distances between unit embeddings (0 to 4)
+    flip_average: bool = True  # embed an image and its mirror image, and average the two
+    face_crop: bool | None = None  # align faces first; None: where the backbone has an embedding

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np
 
 from gender_cls.atomic import replacing
 
@@ -42,8 +44,7 @@ def training_curve(
 
 def confusion_matrix(matrix, class_names: list[str], path: Path) -> Path:
     """Seaborn heatmap of counts with row-normalised percentages, class names on the axes."""
-    import numpy as np
-    import seaborn as sns
+    import seaborn as sns  # kept out of start-up
 
     matrix = np.asarray(matrix)
     rows = matrix.sum(axis=1, keepdims=True)
@@ -62,7 +63,7 @@ def confusion_matrix(matrix, class_names: list[str], path: Path) -> Path:
 
 def roc_curve(y_true, scores, path: Path) -> Path:
     """ROC curve of the positive class with its AUC."""
-    from sklearn.metrics import RocCurveDisplay
+    from sklearn.metrics import RocCurveDisplay  # kept out of start-up
 
     fig, ax = plt.subplots(figsize=(5.5, 5))
     RocCurveDisplay.from_predictions(y_true, scores, ax=ax, name="model", plot_chance_level=True)
@@ -72,7 +73,7 @@ def roc_curve(y_true, scores, path: Path) -> Path:
 
 def pr_curve(y_true, scores, path: Path) -> Path:
     """Precision-recall curve of the positive class with its average precision."""
-    from sklearn.metrics import PrecisionRecallDisplay
+    from sklearn.metrics import PrecisionRecallDisplay  # kept out of start-up
 
     fig, ax = plt.subplots(figsize=(5.5, 5))
     PrecisionRecallDisplay.from_predictions(y_true, scores, ax=ax, name="model",
@@ -99,7 +100,6 @@ def threshold_curve(sweep: dict, chosen: float | None, path: Path) -> Path:
 
 def contact_sheet(images: list, captions: list[str], path: Path, title: str) -> Path:
     """A grid of RGB images with a caption under each."""
-    import math
 
     columns = min(6, len(images))
     rows = math.ceil(len(images) / columns)
@@ -115,8 +115,8 @@ def contact_sheet(images: list, captions: list[str], path: Path, title: str) -> 
 
 def group_bars(attribute: str, entry: dict, class_names: list[str], path: Path) -> Path:
     """Accuracy and each class's recall per group of one attribute, as grouped bars."""
-    import pandas as pd
-    import seaborn as sns
+    import pandas as pd  # kept out of start-up
+    import seaborn as sns  # kept out of start-up
 
     rows = []
     for group, row in entry["groups"].items():
@@ -142,7 +142,6 @@ def group_bars(attribute: str, entry: dict, class_names: list[str], path: Path) 
 def reliability_diagram(table: dict, ece: float, path: Path) -> Path:
     """Accuracy against confidence per bin (bars, image counts beneath), the diagonal of a
     perfectly calibrated model, and the ECE in the title."""
-    import numpy as np
 
     count = np.asarray(table["count"])
     bins = len(count)

@@ -2,64 +2,42 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
-import socket
+import pickle
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
+from click.testing import CliRunner
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
-FACES = SHARED_DATA / "faces"
-XRAY = SHARED_DATA / "xray"
-
-
-def write_image(path: Path, rgb: np.ndarray) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(rgb).save(path)
-    return path
-
-
-def class_image(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    """A learnable synthetic image: class 0 is bright on the left half, class 1 on the right."""
-    image = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
-    half = slice(0, size // 2) if label == 0 else slice(size // 2, size)
-    image[:, half] += 150
-    return image
-
-
-def make_image_tree(root: Path, counts: dict[str, int], size: int = 32, seed: int = 0) -> Path:
-    """root/<class>/img_i.png with counts[class] synthetic images each."""
-    rng = np.random.default_rng(seed)
-    for label, (name, n) in enumerate(sorted(counts.items())):
-        for i in range(n):
-            write_image(root / name / f"img_{i:03d}.png", class_image(label % 2, size, rng))
-    return root
-
-
-def person_image(identity: int, rng, size: int = 48) -> np.ndarray:
-    """Each synthetic person is a fixed layout of coloured squares; images of one person differ
-    by noise and a small shift."""
-    layout = np.random.default_rng(1000 + identity)
-    image = np.full((size, size, 3), 90, np.float64)
-    for _ in range(4):
-        y, x = layout.integers(0, size - 14, 2)
-        image[y : y + 14, x : x + 14] = layout.integers(0, 256, 3)
-    image = np.roll(image, rng.integers(-2, 3, 2), axis=(0, 1))
-    return np.clip(image + rng.normal(0, 8, image.shape), 0, 255).astype(np.uint8)
-
-
-def people_tree(root, people: int, images: int, seed: int = 0):
-    rng = np.random.default_rng(seed)
-    for identity in range(people):
-        folder = root / f"person_{identity:02d}"
-        folder.mkdir(parents=True)
-        for i in range(images):
-            Image.fromarray(person_image(identity, rng)).save(folder / f"img_{i}.png")
-    return root
+from gender_cls.cli import evaluate_command, export_command  # noqa: E402
+from gender_cls.config import (  # noqa: E402
+    AugmentConfig,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+)
+from gender_cls.faces import cropper  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    BLANK,
+    FACES,
+    HOLD_LOCK,
+    free_port,
+    make_image_tree,
+    people_tree,
+    photos,
+    tiny_config,
+    write_image,
+)
 
 
 @pytest.fixture
@@ -78,49 +56,58 @@ def flat_tree(tmp_path: Path) -> Path:
     return make_image_tree(tmp_path / "flat", {"cat": 10, "dog": 10, "fox": 10})
 
 
-def needs(path: Path):
-    return pytest.mark.skipif(not path.is_dir(), reason=f"{path} not present")
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def tiny_config(data: Path, out: Path, **train):
-    """A small from-scratch MobileNetV2 (alpha 0.35, 64 px) run on `data`, no augmentation, no
-    export unless `export` is given."""
-    from gender_cls.config import AugmentConfig, DataConfig, ModelConfig, RunConfig, TrainConfig
-
-    return RunConfig(
-        DataConfig(str(data), image_size=64, batch_size=8),
-        AugmentConfig.off(),
-        ModelConfig(weights="none", alpha=0.35),
-        TrainConfig(output_dir=str(out), **{"export": "none", **train}),
-    )
+def made_once(tmp_path_factory, name: str, make):
+    """`make(folder)`, once for the whole session: with pytest-xdist the first worker to ask
+    makes it and the others (waiting at most 15 minutes) load what it pickled. What a fixture
+    made this way returns is shared: a test that changes its files works on a copy."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    done = shared / f"{name}.pickle"
+    with open(shared / f"{name}.lock", "a") as lock:
+        deadline = time.monotonic() + 900
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    pytest.fail(f"{name}: still being made by another worker after 15 minutes")
+                time.sleep(0.5)
+        if done.is_file():
+            return pickle.loads(done.read_bytes())
+        folder = shared / name
+        shutil.rmtree(folder, ignore_errors=True)  # a worker that failed making it
+        folder.mkdir()
+        value = make(folder)
+        done.write_bytes(pickle.dumps(value))
+        return value
 
 
 @pytest.fixture(scope="session")
 def two_class_data(tmp_path_factory) -> Path:
     """train/val/test of two learnable synthetic classes, 64 px."""
-    root = tmp_path_factory.mktemp("two_class")
-    make_image_tree(root / "train", {"female": 40, "male": 40}, size=64, seed=1)
-    make_image_tree(root / "val", {"female": 12, "male": 12}, size=64, seed=2)
-    make_image_tree(root / "test", {"female": 12, "male": 12}, size=64, seed=3)
-    return root
+
+    def make(root: Path) -> Path:
+        make_image_tree(root / "train", {"female": 40, "male": 40}, size=64, seed=1)
+        make_image_tree(root / "val", {"female": 12, "male": 12}, size=64, seed=2)
+        make_image_tree(root / "test", {"female": 12, "male": 12}, size=64, seed=3)
+        return root
+
+    return made_once(tmp_path_factory, "two_class", make)
 
 
 @pytest.fixture(scope="session")
 def trained_run(two_class_data, tmp_path_factory):
-    """One small model trained for the whole session (about a minute on 2 cores), exported to
+    """One small model trained for the whole session (about 40 s on 2 cores), exported to
     TFLite as training does by default."""
-    from gender_cls.training import train
+    from gender_cls.training.run import train
 
-    out = tmp_path_factory.mktemp("runs") / "run"
-    config = tiny_config(two_class_data, out, head_epochs=8, patience=10, export="tflite")
-    return train(config, verbose=0)
+    def make(folder: Path):
+        config = tiny_config(two_class_data, folder / "run", head_epochs=8, patience=10,
+                             export="tflite")  # fmt: skip
+        return train(config, verbose=0)
+
+    return made_once(tmp_path_factory, "trained_run", make)
 
 
 @pytest.fixture
@@ -128,8 +115,8 @@ def captured(monkeypatch):
     """Runs train_command with training replaced by a recorder of the config it was given."""
     from click.testing import CliRunner
 
-    from gender_cls import training
     from gender_cls.cli import train_command
+    from gender_cls.training import run as training
 
     seen = {}
 
@@ -144,3 +131,182 @@ def captured(monkeypatch):
         return result, seen.get("config")
 
     return run
+
+
+@pytest.fixture
+def locked_run(tmp_path):
+    """A run folder whose lock another live process holds; yields (folder, process)."""
+    import subprocess
+    import sys
+
+    run = tmp_path / "run"
+    run.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run)], stdout=subprocess.PIPE,
+                              text=True)  # fmt: skip
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        yield run, holder
+    finally:
+        holder.kill()
+        holder.wait(timeout=30)
+
+
+@pytest.fixture
+def keras_home(tmp_path, monkeypatch):
+    """Converted weights go to a fresh Keras cache."""
+    monkeypatch.setenv("KERAS_HOME", str(tmp_path / "keras"))
+    return tmp_path / "keras"
+
+
+@pytest.fixture(scope="module")
+def dlib_pipeline():
+    """dlib's own chips (its detector, 5-point landmarks, get_face_chip 150 px, padding 0.25)
+    and its descriptors, per photo with a face."""
+    dlib = pytest.importorskip("dlib")
+    from gender_cls.models.weights import dlib_resnet as dlib_weights
+
+    models = dlib_weights.wheel_file().parent
+    detector = dlib.get_frontal_face_detector()
+    landmarks = dlib.shape_predictor(str(models / "shape_predictor_5_face_landmarks.dat"))
+    net = dlib.face_recognition_model_v1(str(dlib_weights.wheel_file()))
+    rows = []
+    for rgb in photos():
+        found = detector(rgb, 1)
+        if found:
+            chip = np.asarray(dlib.get_face_chip(rgb, landmarks(rgb, found[0]), 150, 0.25))
+            rows.append((rgb, chip, np.asarray(net.compute_face_descriptor(chip))))
+    assert rows, "dlib found no face in the astronaut"
+    return rows
+
+
+@pytest.fixture(scope="session")
+def evaluated(trained_run, two_class_data, tmp_path_factory):
+    """test_script.py on the trained run: (its output folder, what it printed)."""
+
+    def make(out: Path):
+        args = ["--data_path", str(two_class_data / "test"), "--model_path",
+                str(trained_run.run_dir), "--output_dir", str(out)]  # fmt: skip
+        result = CliRunner().invoke(evaluate_command, args)
+        assert result.exit_code == 0, result.output
+        return out, result.output
+
+    return made_once(tmp_path_factory, "evaluated", make)
+
+
+@pytest.fixture(scope="session")
+def exported_run(trained_run, tmp_path_factory):
+    """A copy of the trained run with its TFLite and ONNX exports."""
+
+    def make(folder: Path) -> Path:
+        run = shutil.copytree(trained_run.run_dir, folder / "run")
+        for fmt in ("tflite", "onnx"):
+            result = CliRunner().invoke(export_command, ["--model_path", str(run), "--format", fmt])
+            assert result.exit_code == 0, result.output
+        return run
+
+    return made_once(tmp_path_factory, "exported_run", make)
+
+
+@pytest.fixture(scope="session")
+def face_data(tmp_path_factory):
+    """A few real faces per class and split, plus a blank image in the test split."""
+    if not FACES.is_dir():
+        pytest.skip(f"{FACES} not present")
+
+    def make(root: Path) -> Path:
+        for split, count in (("train", 8), ("val", 4), ("test", 4)):
+            for label in ("female", "male"):
+                for path in sorted((FACES / split / label).glob("*.jpg"))[:count]:
+                    (root / split / label).mkdir(parents=True, exist_ok=True)
+                    shutil.copy(path, root / split / label / path.name)
+        write_image(root / "test" / "female" / "blank.png", BLANK)
+        return root
+
+    return made_once(tmp_path_factory, "faces", make)
+
+
+@pytest.fixture(scope="session")
+def face_run(face_data, tmp_path_factory):
+    """A tiny run trained with --face_crop, counting detector calls over its two epochs."""
+    from gender_cls.training.run import train
+
+    def make(folder: Path):
+        calls = []
+        original = cropper.detect_largest
+        cropper.detect_largest = lambda d, rgb: calls.append(1) or original(d, rgb)
+        try:
+            config = tiny_config(face_data, folder / "run", head_epochs=2)
+            config.data.face_crop = True
+            result = train(config, verbose=0)
+        finally:
+            cropper.detect_largest = original
+        return result, len(calls)
+
+    return made_once(tmp_path_factory, "face_run", make)
+
+
+@pytest.fixture(scope="module")
+def server(trained_run):
+    """`gender-cls serve` in its own process, batching for up to 200 ms."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gender_cls", "serve", "--model_path", str(trained_run.run_dir),
+         "--port", str(port), "--max_wait_ms", "200"],
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=1)
+            break
+        except OSError:
+            assert process.poll() is None, process.stdout.read()
+            time.sleep(0.2)
+    yield url
+    process.terminate()
+    process.wait(timeout=30)
+
+
+@pytest.fixture(scope="session")
+def verifier(tmp_path_factory):
+    """A small verifier trained on 12 synthetic people: (its run, its card, the people)."""
+    from gender_cls.config import VerifierOptions
+    from gender_cls.verify.train import train_verifier
+
+    def make(root: Path):
+        data = people_tree(root / "ids", 12, 8)
+        config = RunConfig(DataConfig(str(data), image_size=48, batch_size=16),
+                           AugmentConfig.off(), ModelConfig(weights="none", alpha=0.35),
+                           TrainConfig(output_dir=str(root / "run"), head_epochs=30, lr=3e-3))  # fmt: skip
+        card = train_verifier(config, VerifierOptions(embedding_dim=32, val_people=0.34))
+        return root / "run", card, data
+
+    return made_once(tmp_path_factory, "verifier", make)
+
+
+# The modules whose tests take longest (make test prints the 30 slowest), started first so that
+# the workers end together rather than one waiting out another's long tail.
+LONGEST_FIRST = (
+    "tests/training/test_multihost.py",
+    "tests/cli/test_train.py",
+    "tests/training/test_strategy.py",
+    "tests/test_api.py",
+    "tests/training/test_run.py",
+    "tests/cli/test_verify.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    """LONGEST_FIRST, then the other modules by their tests marked slow; each module's tests
+    stay together, so module fixtures are made once per module as before."""
+    modules: dict[str, list] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::")[0], []).append(item)
+
+    def rank(name: str) -> tuple[int, int]:
+        slow = sum(1 for test in modules[name] if test.get_closest_marker("slow"))
+        first = LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+        return first, -slow
+
+    items[:] = [item for name in sorted(modules, key=rank) for item in modules[name]]

@@ -1,4 +1,4 @@
-"""Atomic writes: unique temp names beside the target, nothing left behind on failure."""
+"""Atomic files: unique temp names, failed writes keep the old file."""
 
 from __future__ import annotations
 

@@ -6,12 +6,13 @@ import functools
 import logging
 import os
 import sys
+import warnings
 
 import rich_click as click
 
 from gender_cls.config import THRESHOLD_METRICS
+from gender_cls.data.images import DEFAULT_MAX_PIXELS, MAX_PIXELS_VARIABLE
 from gender_cls.errors import UserError, silenced_stderr
-from gender_cls.images import DEFAULT_MAX_PIXELS, MAX_PIXELS_VARIABLE
 
 
 def _dashes_as_underscores(token: str) -> str:
@@ -49,7 +50,6 @@ def quiet_tensorflow(verbose: bool, import_now: bool = True) -> None:
     if verbose:
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    import warnings
 
     warnings.filterwarnings("ignore", module="keras")
     warnings.filterwarnings("ignore", module="tensorflow")

@@ -99,12 +99,18 @@ def evaluate_command(data_path, split, output_dir, tune_on, threshold_metric, ma
     """
     quiet_tensorflow(verbose)
     setup_logging(verbose)
-    from gender_cls.evaluation import evaluate, write_outputs
+    from gender_cls.api import evaluate  # loaded on use: a fast start-up
+
+    scorer = None
+    if engine == "ray":
+        from gender_cls.predict import ray_engine  # loaded on use: a fast start-up
+
+        scorer = ray_engine.scorer(ray_address)
 
     result = evaluate(
         model_path, data_path, split=split, tune_on=tune_on, threshold_metric=threshold_metric,
         face_fallback=face_fallback, face_cache=face_cache, groups=groups,
-        verbose=progress_verbosity(as_json), engine=engine, ray_address=ray_address,
+        verbose=progress_verbosity(as_json), scorer=scorer,
         **predictor_options(options),
     )  # fmt: skip
     for line in result.assumptions:
@@ -113,7 +119,7 @@ def evaluate_command(data_path, split, output_dir, tune_on, threshold_metric, ma
         click.echo(json.dumps(result.metrics, indent=2))
     else:  # printed first, so a folder that cannot be written loses nothing
         click.echo(result_summary(result))
-    written = write_outputs(result, output_dir, max_misclassified, gradcam)
+    written = result.write(output_dir, max_misclassified, gradcam)
     if not as_json:
         click.echo("wrote:\n" + "\n".join(f"  {path}" for path in written))
 
@@ -133,7 +139,7 @@ def result_summary(result) -> str:
         )
     parts = [result.full_report(), summary]
     if "groups" in m:
-        from gender_cls.fairness import format_report
+        from gender_cls.evaluation.fairness import format_report  # loaded on use: a fast start-up
 
         parts.append("\n" + format_report(m["groups"], result.class_names))
     parts.append(f"{len(result.misclassified())} of {len(result.paths)} misclassified")

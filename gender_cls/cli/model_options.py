@@ -12,7 +12,7 @@ from gender_cls.cli.common import (
     split_classes,
     split_floats,
 )
-from gender_cls.model_input import INPUT_SCALES, OUTPUT_KINDS
+from gender_cls.predict.input_spec import INPUT_SCALES, OUTPUT_KINDS
 
 PREDICTOR_OPTIONS = ("classes", "input_scale", "input_mean", "input_std", "bgr", "output",
                      "threshold", "batch_size", "backend", "mixed_precision", "jit", "face_crop",
@@ -40,7 +40,7 @@ def with_model_panels(own: dict[str, list[str]]) -> dict[str, list[str]]:
 def predictor_options(options: dict) -> dict:
     """The Predictor's keyword arguments among a command's options (removed from `options`)."""
     chosen = {name: options.pop(name) for name in PREDICTOR_OPTIONS}
-    from gender_cls.runners import keras_if_asked
+    from gender_cls.predict.runners import keras_if_asked  # loaded on use: a fast start-up
 
     chosen["backend"] = keras_if_asked(chosen["backend"], chosen["mixed_precision"], chosen["jit"])
     return chosen

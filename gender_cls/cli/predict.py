@@ -62,9 +62,9 @@ def predict_command(image_paths, more_paths, top_k, save_dir, gradcam, model_pat
     paths = list(image_paths) + list(more_paths)
     if not paths:
         raise UserError("no images: pass --image_path FILE_OR_FOLDER")
-    from gender_cls.artifacts import resolve_model
-    from gender_cls.inference import Predictor
-    from gender_cls.runners import exported_file
+    from gender_cls.artifacts.card import resolve_model  # loaded on use: a fast start-up
+    from gender_cls.predict.predictor import Predictor  # loaded on use: a fast start-up
+    from gender_cls.predict.runners import exported_file  # loaded on use: a fast start-up
 
     chosen = predictor_options(options)
     model = resolve_model(model_path)
@@ -74,8 +74,8 @@ def predict_command(image_paths, more_paths, top_k, save_dir, gradcam, model_pat
     for line in predictor.assumptions:
         click.echo(f"assumed: {line}", err=True)
     if engine == "ray":
-        from gender_cls import ray_engine
-        from gender_cls.inference import expand_paths
+        from gender_cls.predict import ray_engine  # loaded on use: a fast start-up
+        from gender_cls.predict.inputs import expand_paths  # loaded on use: a fast start-up
 
         files = expand_paths(paths)
         results = list(ray_engine.predict_paths(files, predictor.model_file, chosen, ray_address))
@@ -93,7 +93,7 @@ def predict_command(image_paths, more_paths, top_k, save_dir, gradcam, model_pat
             else:
                 click.echo(f"{_decision(r, predictor)}  {r.path}{_face_note(r)}")
     if save_dir:  # after the results are out, so a folder that cannot be written loses nothing
-        from gender_cls.annotate import save_annotated
+        from gender_cls.predict.annotate import save_annotated  # loaded on use: a fast start-up
 
         save_annotated([r for r in results if r.error is None], save_dir)
     if gradcam:
@@ -125,7 +125,7 @@ def _face_note(prediction) -> str:
 
 def _write_gradcams(predictor, results, out_dir: str) -> None:
     """Grad-CAM of each prediction, on the image as the model saw it (its face, with a crop)."""
-    from gender_cls.explain import write_gradcams
+    from gender_cls.predict.gradcam import write_gradcams  # loaded on use: a fast start-up
 
     images, _, _ = predictor.load_inputs([r.path for r in results], crop=True)
     captions = [f"{r.label} {r.confidence:.1%}" for r in results]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 
 import rich_click as click
@@ -88,25 +87,30 @@ def serve_command(model_path, host, port, workers, max_batch, max_wait_ms, max_u
     curl --data-binary @face.jpg -H 'Content-Type: image/jpeg' http://127.0.0.1:8000/predict
     """
     setup_logging(verbose)
-    from gender_cls.serve import INSTALL, SETTINGS_VARIABLE, ServeLimits, predictor_for
+    from gender_cls.serve.settings import (  # loaded on use: a fast start-up
+        INSTALL,
+        SETTINGS_VARIABLE,
+        ServeLimits,
+        ServeSettings,
+        predictor_for,
+    )
 
     limits = ServeLimits(max_batch, max_wait_ms, max_upload_mb, max_files)
-    settings = {"model_path": str(model_path), "threshold": threshold, "tta": tta,
-                "limits": limits.__dict__}  # fmt: skip
+    settings = ServeSettings(str(model_path), threshold, tta, limits)
     predictor = predictor_for(settings)  # checked here, before any worker starts
     if engine == "ray":
-        from gender_cls.ray_serve import deploy
+        from gender_cls.serve.ray_replicas import deploy  # loaded on use: a fast start-up
 
         click.echo(f"serving {predictor.model_file} on Ray Serve: {replicas} replica(s) at "
                    f"http://{host}:{port}/", err=True)  # fmt: skip
         deploy(settings, replicas, host, port, ray_address)
         return
     try:
-        import uvicorn
+        import uvicorn  # optional: the serve extra
     except ImportError:
         raise UserError(f"serving needs uvicorn: {INSTALL}") from None
     click.echo(f"serving {predictor.model_file} ({', '.join(predictor.class_names)}) on "
                f"http://{host}:{port}/ with {workers} worker(s)", err=True)  # fmt: skip
-    os.environ[SETTINGS_VARIABLE] = json.dumps(settings)
-    uvicorn.run("gender_cls.serve:app_from_environment", factory=True, host=host, port=port,
+    os.environ[SETTINGS_VARIABLE] = settings.to_json()
+    uvicorn.run("gender_cls.serve.app:app_from_environment", factory=True, host=host, port=port,
                 workers=workers, log_level="info" if verbose else "warning")  # fmt: skip

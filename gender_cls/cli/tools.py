@@ -21,6 +21,7 @@ from gender_cls.config import (
     FACE_DETECTORS,
     FACE_FALLBACKS,
     FACE_TEMPLATES,
+    FaceCrop,
 )
 
 
@@ -49,9 +50,9 @@ def export_command(model_path, fmt, quantize, verbose) -> None:
     """
     quiet_tensorflow(verbose)
     setup_logging(verbose)
-    from gender_cls.export import export_model
+    from gender_cls.api import export  # loaded on use: a fast start-up
 
-    record = export_model(model_path, fmt, quantize)
+    record = export(model_path, fmt, quantize)
     line = f"exported {record['file']} ({fmt}{', ' + quantize if quantize else ''})"
     if "max_abs_diff_vs_keras" in record:
         line += f"; largest output difference vs Keras {record['max_abs_diff_vs_keras']:.2e}"
@@ -82,8 +83,7 @@ def crop_faces_command(src, dst, size, face_detector, face_margin, face_template
     """
     quiet_tensorflow(verbose, import_now=face_detector == "mtcnn")
     setup_logging(verbose)
-    from gender_cls.config import FaceCrop
-    from gender_cls.faces import crop_tree
+    from gender_cls.faces.cache import crop_tree  # loaded on use: a fast start-up
 
     start = time.perf_counter()
     report = crop_tree(
@@ -112,7 +112,7 @@ def calibrate_command(model_path, threshold_metric, verbose) -> None:
     """
     quiet_tensorflow(verbose)
     setup_logging(verbose)
-    from gender_cls.calibrate import calibrate_model
+    from gender_cls.evaluation.recalibrate import calibrate_model  # loaded on use: a fast start-up
 
     report = calibrate_model(model_path, threshold_metric)
     click.echo(format_calibration(report))
@@ -137,7 +137,10 @@ def distort_command(src, dst, kinds, seed) -> None:
     gender-cls distort gallery/ probes/ --kinds blur,noise,fog,rain,lowlight --seed 1
     """
     setup_logging(False)
-    from gender_cls.distort import distort_tree, parse_kinds
+    from gender_cls.data.augment.distort import (  # loaded on use: a fast start-up
+        distort_tree,
+        parse_kinds,
+    )
 
     start = time.perf_counter()
     report = distort_tree(src, dst, parse_kinds(kinds), seed)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import sys
@@ -13,8 +12,7 @@ from pathlib import Path
 
 import rich_click as click
 
-from gender_cls import multihost
-from gender_cls.artifacts import KERAS_SUFFIXES, ModelCard
+from gender_cls.artifacts.card import KERAS_SUFFIXES, ModelCard
 from gender_cls.cli.common import (
     CONTEXT,
     VERBOSE_OPTION,
@@ -50,38 +48,8 @@ from gender_cls.config import (
     TrainConfig,
 )
 from gender_cls.errors import UserError
-from gender_cls.recipes import RECIPES
-
-
-def build_run_config(ctx: click.Context, options: dict) -> RunConfig:
-    """Defaults < --config file < --recipe < options given on the command line."""
-    config = RunConfig.load(options["config"]) if options.get("config") else RunConfig()
-    recipe = options.get("recipe")
-    if recipe:
-        from gender_cls.recipes import apply_recipe
-
-        config = apply_recipe(config, recipe)
-    only_explicit = bool(options.get("config") or recipe)  # else every default applies too
-    sections = {
-        "data": config.data,
-        "augment": config.augment,
-        "model": config.model,
-        "train": config.train,
-    }
-    for section_name, section in sections.items():
-        changes = {}
-        for f in dataclasses.fields(section):
-            if f.name not in options or (options[f.name] is None and f.default is not None):
-                continue  # not an option here, or not given (--data_path with --resume)
-            if explicit(ctx, f.name) or not only_explicit:
-                changes[f.name] = options[f.name]
-        sections[section_name] = dataclasses.replace(section, **changes)
-    if options.get("epochs") is not None:
-        sections["train"] = _epochs(ctx, options, sections["train"], bool(recipe))
-    config = RunConfig(**sections)
-    if options.get("no_augment"):
-        config.augment = AugmentConfig.off()
-    return config
+from gender_cls.training import multihost
+from gender_cls.training.recipes import RECIPES
 
 
 def _learning_rate(_ctx, _param, value: str | None) -> float | str | None:
@@ -100,28 +68,13 @@ def _keras_file(_ctx, _param, value: str | None) -> str | None:
     return value
 
 
-def run_config(ctx: click.Context, options: dict) -> RunConfig:
-    """build_run_config, with --lr auto turned into the range test's switch."""
-    auto = options["lr"] == "auto"
-    if auto:
-        options["lr"] = None
-    config = build_run_config(ctx, options)
-    if auto:
-        config.train.lr, config.train.lr_finder = None, True
-    return config
+def cli_run_config(ctx: click.Context, options: dict, filled: tuple[str, ...] = ()) -> RunConfig:
+    """The run the command line describes: the flags given count as given, and so do the
+    options this command `filled` in itself (the demo's data, the default run folder)."""
+    from gender_cls.training.options import run_config  # loaded on use: a fast start-up
 
-
-def _epochs(ctx: click.Context, options: dict, train: TrainConfig, recipe: bool) -> TrainConfig:
-    """--epochs N: the head phase only, like the seeds; with a recipe, N epochs for each phase
-    the recipe trains. --head_epochs/--fine_tune_epochs given as well win."""
-    n = options["epochs"]
-    head, fine_tune = (n if train.head_epochs else 0, n if train.fine_tune_epochs else 0)
-    if not recipe:
-        head, fine_tune = n, 0
-    for name, value in (("head_epochs", head), ("fine_tune_epochs", fine_tune)):
-        if not explicit(ctx, name):
-            train = dataclasses.replace(train, **{name: value})
-    return train
+    given = {name for name in options if explicit(ctx, name)} | set(filled)
+    return run_config(options, given)
 
 
 def default_run_dir(backbone: str) -> str:
@@ -313,9 +266,10 @@ DEMO_OPTIONS = {
 }  # fmt: skip
 
 
-def _apply_demo(ctx: click.Context, options: dict) -> None:
-    """--demo: build the direction dataset and use small-model settings unless given."""
-    from gender_cls.datasets import make_direction_dataset
+def _apply_demo(ctx: click.Context, options: dict) -> tuple[str, ...]:
+    """--demo: build the direction dataset and use small-model settings unless given (a recipe
+    wins over these); returns the options it filled that a recipe must not undo."""
+    from gender_cls.data.demo import make_direction_dataset  # loaded on use: a fast start-up
 
     for name, value in DEMO_OPTIONS.items():
         if not explicit(ctx, name):
@@ -326,6 +280,7 @@ def _apply_demo(ctx: click.Context, options: dict) -> None:
     if not Path(options["data_path"]).exists():
         make_direction_dataset(options["data_path"], n_per_class=300, size=96, seed=0)
         click.echo(f"demo: direction dataset written to {options['data_path']}")
+    return ("data_path", "output_dir")
 
 
 TRAIN_PANELS = {
@@ -389,19 +344,20 @@ def train_command(ctx: click.Context, **options) -> None:
     peer_timeout = options.pop("peer_timeout")
     if cluster is not None:  # before anything starts JAX on this process alone
         multihost.join(cluster, peer_timeout)
-    if options["demo"]:
-        _apply_demo(ctx, options)
+    filled = _apply_demo(ctx, options) if options["demo"] else ()
     if not options["data_path"] and not options["resume"] and not options["config"]:
         raise UserError("no data: pass --data_path DATA (or --demo, --resume, --config FILE)")
     if options["resume"] and not options["output_dir"]:
         raise UserError("--resume needs --output_dir, the run to continue")
-    options["output_dir"] = options["output_dir"] or default_run_dir(options["backbone"])
-    config = run_config(ctx, options)
+    if not options["output_dir"] and not options["config"]:  # a config file names its own
+        options["output_dir"] = default_run_dir(options["backbone"])
+        filled += ("output_dir",)
+    config = cli_run_config(ctx, options, filled)
     if options["show_config"]:
         click.echo(json.dumps(config.to_dict(), indent=2))
         return
 
-    from gender_cls.training import train
+    from gender_cls.training.run import train  # imports TensorFlow: loaded on use
 
     start = time.perf_counter()
     progress = 1 if sys.stdout.isatty() else 2
@@ -409,7 +365,7 @@ def train_command(ctx: click.Context, **options) -> None:
         progress = 0
     result = train(
         config, resume=options["resume"], overwrite=options["overwrite"],
-        output_model=options["output_model"], verbose=progress,
+        output_model=options["output_model"], verbose=progress, cluster=cluster,
     )  # fmt: skip
     if result is None:
         click.echo(f"process {cluster.process_id}: trained with process 0, which wrote "
@@ -461,10 +417,13 @@ def find_lr_command(ctx: click.Context, **options) -> None:
     setup_logging(verbose)
     if not options["data_path"]:
         raise UserError("no data: pass --data_path DATA")
-    options["output_dir"] = options["output_dir"] or default_run_dir(options["backbone"]) + "-lr"
-    config = run_config(ctx, options)
+    filled = ()
+    if not options["output_dir"] and not options["config"]:
+        options["output_dir"] = default_run_dir(options["backbone"]) + "-lr"
+        filled = ("output_dir",)
+    config = cli_run_config(ctx, options, filled)
 
-    from gender_cls.training import find_lr
+    from gender_cls.training.lr_finder import find_lr  # imports TensorFlow: loaded on use
 
     sweep = find_lr(config, config.train.output_dir)
     click.echo(f"suggested learning rate {sweep.suggestion:.3g} (swept {sweep.lrs[0]:.0e} to "

@@ -14,7 +14,14 @@ from gender_cls.cli.common import (
     quiet_tensorflow,
     setup_logging,
 )
-from gender_cls.config import AugmentConfig, DataConfig, ModelConfig, RunConfig, TrainConfig
+from gender_cls.config import (
+    AugmentConfig,
+    DataConfig,
+    ModelConfig,
+    RunConfig,
+    TrainConfig,
+    VerifierOptions,
+)
 
 AGGREGATES = ("max", "mean")
 LOSSES = ("cosface", "triplet", "distill")
@@ -105,7 +112,10 @@ def train_verifier_command(data_path, output_dir, backbone, weights, alpha, imag
     """
     quiet_tensorflow(verbose)
     setup_logging(verbose)
-    from gender_cls.verification import VerifierOptions, default_epochs, train_verifier
+    from gender_cls.verify.train import (  # imports TensorFlow: loaded on use
+        default_epochs,
+        train_verifier,
+    )
 
     epochs = default_epochs(backbone) if epochs is None else epochs
     config = RunConfig(
@@ -142,25 +152,17 @@ def verify_command(model_path, gallery, probe, aggregate, as_json, verbose) -> N
     """
     quiet_tensorflow(verbose)
     setup_logging(verbose)
-    from gender_cls import verification as v
+    from gender_cls.verify.verifier import Verifier  # imports TensorFlow: loaded on use
 
-    embedder, card = v.load_verifier(model_path)
-    size = card["image_size"]
-    flip, cache = v.flip_average(card), v.gallery_cache_file(model_path, gallery)
-    crop = v.face_crop_of(card)
-    known = v.gallery_embeddings(embedder, gallery, size, flip, cache, crop)
-    probe_vector = v.embed(embedder, [probe], size, flip, crop)
-    scores = v.similarities(probe_vector, known, aggregate or card["aggregate"])[0]
-    best = int(scores.argmax())
-    match = bool(scores[best] >= card["threshold"])
-    record = {"probe": probe, "identity": list(known)[best], "similarity": float(scores[best]),
-              "threshold": card["threshold"], "match": int(match)}  # fmt: skip
+    verifier = Verifier(model_path, aggregate)
+    verifier.enrol(gallery)
+    found = verifier.match(probe)
     if as_json:
-        click.echo(json.dumps(record, indent=2))
+        click.echo(json.dumps(found.to_dict(), indent=2))
         return
-    verdict = "match" if match else "no match (unknown person)"
-    click.echo(f"{verdict}: best {record['identity']}, similarity {record['similarity']:.3f} "
-               f"(threshold {card['threshold']:.3f})  {probe}")  # fmt: skip
+    verdict = "match" if found.match else "no match (unknown person)"
+    click.echo(f"{verdict}: best {found.identity}, similarity {found.similarity:.3f} "
+               f"(threshold {found.threshold:.3f})  {probe}")  # fmt: skip
 
 
 @click.command("evaluate-verifier", context_settings=CONTEXT)
@@ -185,7 +187,7 @@ def evaluate_verifier_command(model_path, gallery, probes, output_dir, aggregate
     """
     quiet_tensorflow(verbose)
     setup_logging(verbose)
-    from gender_cls.verification import evaluate_verifier
+    from gender_cls.verify.evaluate import evaluate_verifier  # imports TensorFlow: loaded on use
 
     result = evaluate_verifier(model_path, gallery, probes, output_dir, aggregate)
     header = f"{'probes':<11}{'n':>6}{'acc':>8}{'F1':>8}{'AUC':>8}{'TAR@1e-3':>10}{'top-1':>8}"

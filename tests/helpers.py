@@ -1,0 +1,192 @@
+"""Helpers the tests share: tiny synthetic image folders, the real data where present, a
+small run's config, a free port (fixtures live in conftest.py)."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import shutil
+import socket
+import urllib.request
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gender_cls.data.images import read_image
+
+REPO = Path(__file__).resolve().parents[1]  # the project's root
+SHARED_DATA = REPO.parent / "shared" / "data"
+FACES = SHARED_DATA / "faces"
+XRAY = SHARED_DATA / "xray"
+CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))),
+                None)  # fmt: skip
+needs_chromium = pytest.mark.skipif(
+    CHROMIUM is None, reason="Chromium is not installed (apt-get install chromium; .ci/run does)"
+)
+
+
+def write_image(path: Path, rgb: np.ndarray) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(rgb).save(path)
+    return path
+
+
+def class_image(label: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    """A learnable synthetic image: class 0 is bright on the left half, class 1 on the right."""
+    image = rng.integers(0, 60, (size, size, 3), dtype=np.uint8)
+    half = slice(0, size // 2) if label == 0 else slice(size // 2, size)
+    image[:, half] += 150
+    return image
+
+
+def make_image_tree(root: Path, counts: dict[str, int], size: int = 32, seed: int = 0) -> Path:
+    """root/<class>/img_i.png with counts[class] synthetic images each."""
+    rng = np.random.default_rng(seed)
+    for label, (name, n) in enumerate(sorted(counts.items())):
+        for i in range(n):
+            write_image(root / name / f"img_{i:03d}.png", class_image(label % 2, size, rng))
+    return root
+
+
+def person_image(identity: int, rng, size: int = 48) -> np.ndarray:
+    """Each synthetic person is a fixed layout of coloured squares; images of one person differ
+    by noise and a small shift."""
+    layout = np.random.default_rng(1000 + identity)
+    image = np.full((size, size, 3), 90, np.float64)
+    for _ in range(4):
+        y, x = layout.integers(0, size - 14, 2)
+        image[y : y + 14, x : x + 14] = layout.integers(0, 256, 3)
+    image = np.roll(image, rng.integers(-2, 3, 2), axis=(0, 1))
+    return np.clip(image + rng.normal(0, 8, image.shape), 0, 255).astype(np.uint8)
+
+
+def people_tree(root, people: int, images: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    for identity in range(people):
+        folder = root / f"person_{identity:02d}"
+        folder.mkdir(parents=True)
+        for i in range(images):
+            Image.fromarray(person_image(identity, rng)).save(folder / f"img_{i}.png")
+    return root
+
+
+def needs(path: Path):
+    return pytest.mark.skipif(not path.is_dir(), reason=f"{path} not present")
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def tiny_config(data: Path, out: Path, **train):
+    """A small from-scratch MobileNetV2 (alpha 0.35, 64 px) run on `data`, no augmentation, no
+    export unless `export` is given."""
+    from gender_cls.config import AugmentConfig, DataConfig, ModelConfig, RunConfig, TrainConfig
+
+    return RunConfig(
+        DataConfig(str(data), image_size=64, batch_size=8),
+        AugmentConfig.off(),
+        ModelConfig(weights="none", alpha=0.35),
+        TrainConfig(output_dir=str(out), **{"export": "none", **train}),
+    )
+
+
+HOLD_LOCK = """
+import sys, time
+from gender_cls.artifacts.run_folder import run_lock
+with run_lock(sys.argv[1]):
+    print("held", flush=True)
+    time.sleep(120)
+"""
+
+
+def random_image(size: int = 16) -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, (size, size, 3)).astype(np.uint8)
+
+
+def over_confident(n: int = 2000, seed: int = 0):
+    """Labels and two-column probabilities of a model that is right 80% of the time but says
+    97%: logits of a calibrated model, multiplied by 3."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, n)
+    p_true = rng.beta(8, 2, n)  # calibrated confidence in the true class, mean 0.8
+    correct = rng.uniform(size=n) < p_true
+    p_positive = np.where(correct == (y == 1), p_true, 1 - p_true)
+    logit = np.log(p_positive / (1 - p_positive)) * 3
+    p = 1 / (1 + np.exp(-logit))
+    return y, np.stack([1 - p, p], axis=1)
+
+
+def photos() -> list[np.ndarray]:
+    """scikit-image's astronaut (always there) and a few LFW frames where ../shared is present."""
+    from skimage import data as skimage_data
+
+    found = [skimage_data.astronaut()]
+    wild = sorted((SHARED_DATA / "faces-wild" / "val").glob("*/*.jpg"))[::50][:5]
+    return found + [read_image(str(p)) for p in wild]
+
+
+def descriptors(chips) -> np.ndarray:
+    """dlib's descriptors of 150 px chips, computed by the toolkit's Keras network."""
+    from gender_cls.models import dlib_resnet
+    from gender_cls.models.weights import dlib_resnet as dlib_weights
+
+    model = dlib_resnet.build(150)
+    dlib_weights.load_pretrained(model)
+    x = dlib_resnet.preprocess(np.stack(chips).astype(np.float32))
+    return model.predict(x, verbose=0).mean(axis=(1, 2))
+
+
+BLANK = np.full((160, 160, 3), 128, np.uint8)
+
+
+WEIGHTS = np.array([[2.0, -2.0], [0.0, 0.0], [-2.0, 2.0]], np.float32)  # R -> class 0, B -> 1
+
+
+def nchw_onnx(path, size: int = 8):
+    """A PyTorch-style export: input (N, 3, H, W), per-channel mean -> two logits."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(
+        [
+            helper.make_node("GlobalAveragePool", ["images"], ["pooled"]),
+            helper.make_node("Flatten", ["pooled"], ["flat"]),
+            helper.make_node("MatMul", ["flat", "w"], ["logits"]),
+        ],
+        "torch_like",
+        [helper.make_tensor_value_info("images", TensorProto.FLOAT, ["N", 3, size, size])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["N", 2])],
+        [numpy_helper.from_array(WEIGHTS, "w")],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, path)
+    return path
+
+
+def png_bytes(size=(64, 64), seed=0) -> bytes:
+    pixels = np.random.default_rng(seed).integers(0, 256, (*size[::-1], 3), dtype=np.uint8)
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG")
+    return out.getvalue()
+
+
+def post_image(url: str, data: bytes) -> list:
+    request = urllib.request.Request(f"{url}/predict", data=data,
+                                     headers={"Content-Type": "image/png"})  # fmt: skip
+    with urllib.request.urlopen(request, timeout=60) as response:
+        return json.loads(response.read())
+
+
+def needs_packages(*names: str):
+    """Skip a test where one of these packages is not installed (they are all in
+    requirements-dev.txt, so CI runs every test)."""
+    missing = [name for name in names if importlib.util.find_spec(name) is None]
+    return pytest.mark.skipif(bool(missing), reason=f"{', '.join(missing)} not installed")

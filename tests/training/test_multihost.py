@@ -1,0 +1,143 @@
+"""Training on several processes (JAX): one writer, bounded waits."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+
+from tests.helpers import REPO, free_port, make_image_tree
+
+pytest.importorskip("jax")
+
+
+ENV = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONUNBUFFERED": "1"}
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """Data whose training split fills whole global batches of 8, and a base weights file."""
+    from gender_cls.config import ModelConfig
+    from gender_cls.models.classifier import build_classifier, get_base
+
+    root = tmp_path_factory.mktemp("multihost")
+    make_image_tree(root / "data" / "train", {"female": 12, "male": 12}, size=64, seed=1)
+    make_image_tree(root / "data" / "val", {"female": 5, "male": 5}, size=64, seed=2)
+    keras.utils.set_random_seed(0)
+    base = get_base(build_classifier(ModelConfig(weights="none", alpha=0.35), 2, 64))
+    base.save_weights(root / "base.weights.h5")
+    return root
+
+
+def train_args(root: Path, out: str, batch_size: int) -> list[str]:
+    return [sys.executable, str(REPO / "train_model.py"), "--data_path", str(root / "data"),
+            "--output_dir", str(root / out), "--weights", str(root / "base.weights.h5"),
+            "--alpha", "0.35", "--image_size", "64", "--batch_size", str(batch_size),
+            "--head_epochs", "2", "--fine_tune_epochs", "1", "--fine_tune_layers", "6",
+            "--no_augment", "--seed", "3", "--loss", "focal"]  # fmt: skip
+
+
+def cluster_args(port: int, process_id: int, timeout: int = 60) -> list[str]:
+    return ["--coordinator", f"127.0.0.1:{port}", "--num_processes", "2", "--process_id",
+            str(process_id), "--peer_timeout", str(timeout)]  # fmt: skip
+
+
+def start(args: list[str]) -> subprocess.Popen:
+    return subprocess.Popen(args, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)  # fmt: skip
+
+
+def finish(process: subprocess.Popen, timeout: float) -> tuple[int, str]:
+    """(exit code, output); a process still running after `timeout` s is killed: a hang fails."""
+    try:
+        out, _ = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        out, _ = process.communicate()
+        pytest.fail(f"still running after {timeout} s:\n{out[-3000:]}")
+    return process.returncode, out
+
+
+def weights(run: Path) -> list[np.ndarray]:
+    return keras.saving.load_model(run / "model.keras", compile=False).get_weights()
+
+
+@pytest.mark.slow
+def test_two_processes_train_the_weights_one_process_trains_and_write_the_run_once(setup):
+    one = start([*train_args(setup, "one", 8), "--export", "none"])
+    code, out = finish(one, 300)
+    assert code == 0, out[-3000:]
+
+    port = free_port()
+    two = [start([*train_args(setup, "two", 4), *cluster_args(port, i)]) for i in (1, 0)]
+    (code1, out1), (code0, out0) = finish(two[0], 300), finish(two[1], 300)
+    assert code0 == 0, out0[-3000:]
+    assert code1 == 0, out1[-3000:]
+    assert "batch: 4 per process, 8 in all" in out0
+    assert "process 1: trained with process 0, which wrote" in out1
+
+    for a, b in zip(weights(setup / "one"), weights(setup / "two"), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4,
+                                   err_msg=f"ONE:\n{out[-4000:]}\nTWO:\n{out0[-4000:]}")  # fmt: skip
+    run = setup / "two"
+    names = {str(p.relative_to(run)) for p in run.rglob("*") if p.is_file()}
+    assert {"model.keras", "model.json", "model.tflite", "split.json", "config.json",
+            "state.json", "history.csv"} <= names  # fmt: skip
+    assert not [n for n in names if ".tmp" in n]
+    card = json.loads((run / "model.json").read_text())
+    assert card["exports"]["tflite"]["max_abs_diff_vs_keras"] < 1e-4  # exported under TF
+    epochs = [line.split(",")[0] for line in (run / "history.csv").read_text().splitlines()[1:]]
+    assert epochs == ["0", "1", "2"]  # one writer: each epoch logged once
+
+
+@pytest.mark.slow
+def test_a_missing_peer_is_a_one_line_error_within_the_timeout(setup):
+    began = time.monotonic()
+    alone = start([*train_args(setup, "alone", 4), *cluster_args(free_port(), 0, timeout=5)])
+    code, out = finish(alone, 120)
+    assert code == 2 and time.monotonic() - began < 90
+    assert out.strip().splitlines()[-1].startswith("error: could not join 2 processes at 127.0")
+    assert not (setup / "alone" / "model.keras").exists()
+
+
+@pytest.mark.slow
+def test_when_a_peer_dies_the_other_stops_within_the_timeout(setup):
+    port = free_port()
+    survivor = start([*train_args(setup, "died", 4), *cluster_args(port, 0, timeout=10)])
+    victim = start([*train_args(setup, "died", 4), *cluster_args(port, 1, timeout=10)])
+    deadline = time.monotonic() + 240
+    while not (setup / "died" / "split.json").exists() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    victim.kill()
+    victim.wait()
+    killed_at = time.monotonic()
+    code, out = finish(survivor, 180)
+    assert code != 0 and time.monotonic() - killed_at < 120
+    assert "another task died" in out or "heartbeat" in out, out[-3000:]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("h:1", 2, None), "2 processes need --coordinator HOST:PORT and --process_id"),
+    (("h:1", 2, 2), "--process_id 2 must be 0 to 1"),
+    (("host", 2, 0), "must be HOST:PORT"),
+])  # fmt: skip
+def test_cluster_options_are_checked(args, message, monkeypatch):
+    from gender_cls.errors import UserError
+    from gender_cls.training import multihost
+
+    for name in (multihost.ENV_ADDRESSES, multihost.ENV_COUNT, multihost.ENV_ID):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(UserError, match=message):
+        multihost.cluster_from(*args)
+    assert multihost.cluster_from(None, 1, None) is None
+    monkeypatch.setenv(multihost.ENV_ADDRESSES, "10.0.0.1:9999,10.0.0.2:9999")
+    monkeypatch.setenv(multihost.ENV_COUNT, "2")
+    monkeypatch.setenv(multihost.ENV_ID, "1")
+    assert multihost.cluster_from(None, None, None) == multihost.Cluster("10.0.0.1:9999", 2, 1)
