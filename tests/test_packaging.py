@@ -45,10 +45,12 @@ def test_installed_in_a_fresh_environment_it_helps_and_predicts(wheel, exported_
     # the dependencies come from this environment; gender_cls only from the wheel
     packages = next((venv / "lib").glob("python*/site-packages"))
     (packages / "deps.pth").write_text("\n".join(site.getsitepackages()) + "\n")
-    subprocess.run([sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python"), "install",
-                    "-q", "--no-deps", str(wheel)], check=True, capture_output=True, timeout=300)  # fmt: skip
-    where = subprocess.run([venv / "bin" / "python", "-c", "import gender_cls; print(gender_cls.__file__)"],
-                           capture_output=True, text=True, cwd=tmp_path, check=True)  # fmt: skip
+    pip = [sys.executable, "-m", "pip", "--python", str(venv / "bin" / "python")]
+    subprocess.run([*pip, "install", "-q", "--no-deps", str(wheel)], check=True,
+                   capture_output=True, timeout=300)  # fmt: skip
+    code = "import gender_cls; print(gender_cls.__file__)"
+    where = subprocess.run([venv / "bin" / "python", "-c", code], capture_output=True, text=True,
+                           cwd=tmp_path, check=True)  # fmt: skip
     assert where.stdout.startswith(str(packages)), where.stdout
     helped = subprocess.run([venv / "bin" / "gender-cls", "--help"], capture_output=True, text=True,
                             cwd=tmp_path, timeout=120)  # fmt: skip

@@ -1,4 +1,5 @@
-"""The model card: JSON round trips, defaults, one-line errors naming the file, resolve_model, face crop fields."""
+"""The model card: JSON round trips, defaults, one-line errors naming the file, resolve_model, face
+crop fields."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The run folder: files as the umask says, one writer at a time, a dead holder's lock taken over."""
+"""The run folder: files as the umask says, one writer at a time, a dead holder's lock taken
+over."""
 
 from __future__ import annotations
 

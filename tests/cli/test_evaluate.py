@@ -1,4 +1,5 @@
-"""test_script.py / gender-cls evaluate: exit codes, one-line errors, --json, --split, --groups, exports."""
+"""test_script.py / gender-cls evaluate: exit codes, one-line errors, --json, --split, --groups,
+exports."""
 
 from __future__ import annotations
 

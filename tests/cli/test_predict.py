@@ -1,4 +1,5 @@
-"""predict.py / gender-cls predict: output lines, --save_dir, --gradcam, exit codes, no TensorFlow with an export."""
+"""predict.py / gender-cls predict: output lines, --save_dir, --gradcam, exit codes, no TensorFlow
+with an export."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""gender-cls export, crop-faces, calibrate and distort: the files they write and their one-line errors."""
+"""gender-cls export, crop-faces, calibrate and distort: the files they write and their one-line
+errors."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""train_model.py / gender-cls train and find-lr: option precedence on the command line, exit codes, resume, overwrite, recipes end to end."""
+"""train_model.py / gender-cls train and find-lr: option precedence on the command line, exit
+codes, resume, overwrite, recipes end to end."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from gender_cls.config import (
 from gender_cls.training.run import read_history
 from tests.helpers import REPO, needs_packages, photos
 
-TINY = ["--weights", "none", "--alpha", "0.35", "--image_size", "64", "--no_augment"]
+TINY = ["--backbone", "MobileNet", "--weights", "none", "--alpha", "0.25", "--image_size", "64",
+        "--no_augment"]  # fmt: skip  # as tests.helpers.tiny_config
 
 
 def test_build_run_config_file_then_command_line(captured, tmp_path):
@@ -152,8 +154,8 @@ def test_find_lr_command_writes_the_plot_and_the_suggestion(two_class_data, tmp_
 
     from gender_cls.cli import find_lr_command
 
-    args = ["--data_path", str(two_class_data), "--weights", "none", "--alpha", "0.35",
-            "--image_size", "64", "--batch_size", "8", "--output_dir", str(tmp_path / "lr")]  # fmt: skip
+    args = ["--data_path", str(two_class_data), *TINY[:6], "--image_size", "64",
+            "--batch_size", "8", "--output_dir", str(tmp_path / "lr")]  # fmt: skip
     result = CliRunner().invoke(find_lr_command, args)
     assert result.exit_code == 0, result.output
     record = json.loads((tmp_path / "lr" / "lr_finder.json").read_text())
@@ -195,7 +197,7 @@ def test_killed_run_resumes_and_completes(two_class_data, tmp_path):
     run = tmp_path / "killed"
     args = [sys.executable, str(REPO / "train_model.py"), "--data_path", str(two_class_data),
             "--output_dir", str(run), "--epochs", "6", "--patience", "100", "--batch_size", "8",
-            *TINY]  # fmt: skip
+            "--export", "none", *TINY]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     history = run / "history.csv"
@@ -284,7 +286,7 @@ def test_an_overwrite_that_fails_keeps_the_old_run_and_one_that_succeeds_replace
     for name in ("female", "male"):
         (broken / name).mkdir(parents=True)
         (broken / name / "a.jpg").write_text("not an image")
-    args = ["--output_dir", str(run), "--overwrite", "--weights", "none", "--alpha", "0.35",
+    args = ["--output_dir", str(run), "--overwrite", *TINY[:6],
             "--image_size", "64", "--epochs", "1", "--no_augment", "--export", "tflite"]  # fmt: skip
     failed = CliRunner().invoke(train_command, ["--data_path", str(broken), *args])
     assert failed.exit_code == 2, failed.output

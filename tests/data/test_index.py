@@ -1,4 +1,5 @@
-"""Indexing class folders into splits: layouts, stratified splits, unreadable files, class weights."""
+"""Indexing class folders into splits: layouts, stratified splits, unreadable files, class
+weights."""
 
 from __future__ import annotations
 

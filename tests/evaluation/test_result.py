@@ -1,4 +1,5 @@
-"""The files of an evaluation: every one written and valid, misclassified images, hostile and non-UTF-8 names."""
+"""The files of an evaluation: every one written and valid, misclassified images, hostile and non-
+UTF-8 names."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The classifier: every first-class backbone builds and trains, heads, weights files, preprocessing inside."""
+"""The classifier: every first-class backbone builds and trains, heads, weights files,
+preprocessing inside."""
 
 from __future__ import annotations
 

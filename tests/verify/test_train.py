@@ -49,8 +49,8 @@ def test_the_verifiers_base_starts_a_classifier(verifier):
     from gender_cls.verify.verifier import load_verifier
 
     run, _, _ = verifier
-    classifier = build_classifier(ModelConfig(weights=str(run / "base.weights.h5"), alpha=0.35),
-                                  2, 48)  # fmt: skip
+    config = ModelConfig(weights=str(run / "base.weights.h5"), alpha=0.35)
+    classifier = build_classifier(config, 2, 48)
     embedder, _ = load_verifier(run)
     for ours, theirs in zip(get_base(classifier).get_weights(), get_base(embedder).get_weights(),
                             strict=True):  # fmt: skip

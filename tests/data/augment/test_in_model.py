@@ -1,4 +1,5 @@
-"""Augmentation inside the model (on the accelerator): the same transforms as the pipeline's, per image."""
+"""Augmentation inside the model (on the accelerator): the same transforms as the pipeline's, per
+image."""
 
 from __future__ import annotations
 

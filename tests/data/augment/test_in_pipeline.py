@@ -1,4 +1,5 @@
-"""Augmentation in the tf.data pipeline: colour effects, determinism, resize folded into the warp."""
+"""Augmentation in the tf.data pipeline: colour effects, determinism, resize folded into the
+warp."""
 
 from __future__ import annotations
 

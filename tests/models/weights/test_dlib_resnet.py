@@ -1,4 +1,5 @@
-"""dlib's weights into Keras: a foreign network refused layer by layer, other sizes, a cache that heals."""
+"""dlib's weights into Keras: a foreign network refused layer by layer, other sizes, a cache that
+heals."""
 
 from __future__ import annotations
 
