@@ -44,11 +44,18 @@ class _TensorRef:
     strides: tuple[int, ...]  # in elements, as torch stores them
 
     def array(self) -> np.ndarray:
-        """The tensor read through its strides (a torch tensor need not be contiguous)."""
+        """The tensor read through its strides (a torch tensor need not be contiguous), once the
+        whole range of elements the view touches lies inside its storage. torch writes no
+        negative offset, size or stride: one is refused, as it would reach before the storage."""
         data = self.storage.data
-        end = self.offset + sum((n - 1) * s for n, s in zip(self.shape, self.strides, strict=True))
-        if self.shape and min(self.shape) > 0 and end >= len(data):
-            raise ValueError(f"tensor reaches past its storage {self.storage.key}")
+        numbers = (self.offset, *self.shape, *self.strides)
+        if len(self.shape) != len(self.strides) or min(numbers) < 0:
+            raise ValueError(f"tensor view of offset {self.offset}, shape {self.shape} and "
+                             f"strides {self.strides} in storage {self.storage.key}")  # fmt: skip
+        last = self.offset + sum((n - 1) * s for n, s in zip(self.shape, self.strides, strict=True))
+        if min(self.shape, default=1) > 0 and last >= len(data):
+            raise ValueError(f"tensor reaches past its storage {self.storage.key} (element {last} "
+                             f"of {len(data)})")  # fmt: skip
         item = data.itemsize
         view = np.lib.stride_tricks.as_strided(
             data[self.offset :], self.shape, tuple(s * item for s in self.strides), writeable=False

@@ -150,3 +150,27 @@ def test_the_lite0_wheel_reads_without_torch():
     assert state["_conv_stem.weight"].shape == (32, 3, 3, 3)
     assert state["_fc.weight"].shape == (1000, 1280)
     assert len([k for k in state if k.endswith("_depthwise_conv.weight")]) == 16
+
+
+@pytest.mark.parametrize(
+    "shape, strides, offset",
+    [((3,), (-1,), 0), ((2, 3), (3, -2), 1), ((4,), (1,), -2), ((3,), (4,), 0), ((2,), (1, 1), 0)],
+    ids=[
+        "negative",
+        "negative-inner",
+        "negative-offset",
+        "past-the-end",
+        "strides-of-another-rank",
+    ],
+)
+def test_a_view_outside_its_storage_is_refused_before_reading(tmp_path, monkeypatch, shape,
+                                                              strides, offset):  # fmt: skip
+    """Every element a view touches must lie in its storage (torch writes no negative offset or
+    stride): anything else would read memory that is not the file's."""
+    torch, utils = _fake_torch(monkeypatch)
+    storage = _FakeStorage("1", np.arange(6, dtype=np.float32))
+    path = tmp_path / "view.pth"
+    tensors = {"w": _Tensor(utils._rebuild_tensor_v2, storage, shape, strides, offset)}
+    write_legacy(path, tensors, torch, utils, [storage])
+    with pytest.raises(UserError, match=r"view.pth: .*tensor (reaches past|view of offset)"):
+        read_state_dict(path)
