@@ -37,10 +37,13 @@ def setup(tmp_path_factory):
 
 
 def train_args(root: Path, out: str, batch_size: int) -> list[str]:
+    """One epoch per phase: with two, the loss of this tiny run is so flat that which head epoch
+    EarlyStopping keeps could differ between one and two processes by float noise alone (their
+    validation sets are batched differently), and with it the weights compared."""
     return [sys.executable, str(REPO / "train_model.py"), "--data_path", str(root / "data"),
             "--output_dir", str(root / out), "--weights", str(root / "base.weights.h5"),
             "--alpha", "0.35", "--image_size", "64", "--batch_size", str(batch_size),
-            "--head_epochs", "2", "--fine_tune_epochs", "1", "--fine_tune_layers", "6",
+            "--head_epochs", "1", "--fine_tune_epochs", "1", "--fine_tune_layers", "6",
             "--no_augment", "--seed", "3", "--loss", "focal"]  # fmt: skip
 
 
@@ -94,7 +97,7 @@ def test_two_processes_train_the_weights_one_process_trains_and_write_the_run_on
     card = json.loads((run / "model.json").read_text())
     assert card["exports"]["tflite"]["max_abs_diff_vs_keras"] < 1e-4  # exported under TF
     epochs = [line.split(",")[0] for line in (run / "history.csv").read_text().splitlines()[1:]]
-    assert epochs == ["0", "1", "2"]  # one writer: each epoch logged once
+    assert epochs == ["0", "1"]  # one writer: each epoch logged once
 
 
 @pytest.mark.slow
