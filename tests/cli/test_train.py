@@ -196,7 +196,7 @@ def test_show_config_prints_the_effective_options_without_training(tmp_path):
 def test_killed_run_resumes_and_completes(two_class_data, tmp_path):
     run = tmp_path / "killed"
     args = [sys.executable, str(REPO / "train_model.py"), "--data_path", str(two_class_data),
-            "--output_dir", str(run), "--epochs", "6", "--patience", "100", "--batch_size", "8",
+            "--output_dir", str(run), "--epochs", "4", "--patience", "100", "--batch_size", "8",
             "--export", "none", *TINY]  # fmt: skip
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -217,8 +217,8 @@ def test_killed_run_resumes_and_completes(two_class_data, tmp_path):
                              capture_output=True, text=True, timeout=400)  # fmt: skip
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     epochs = [line.split(",")[0] for line in history.read_text().splitlines()[1:]]
-    assert sorted(set(map(int, epochs))) == list(range(6))
-    assert len(read_history(history)["loss"]) == 6
+    assert sorted(set(map(int, epochs))) == list(range(4))
+    assert len(read_history(history)["loss"]) == 4
     assert (run / "model.keras").is_file() and (run / "model.json").is_file()
     assert "cannot be restored" in resumed.stderr
 
