@@ -18,7 +18,7 @@ from click.testing import CliRunner
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-from gender_cls.cli import evaluate_command, export_command  # noqa: E402
+from gender_cls.cli import evaluate_command, export_command, train_command  # noqa: E402
 from gender_cls.config import (  # noqa: E402
     AugmentConfig,
     DataConfig,
@@ -113,9 +113,6 @@ def trained_run(two_class_data, tmp_path_factory):
 @pytest.fixture
 def captured(monkeypatch):
     """Runs train_command with training replaced by a recorder of the config it was given."""
-    from click.testing import CliRunner
-
-    from gender_cls.cli import train_command
     from gender_cls.training import run as training
 
     seen = {}
@@ -136,9 +133,6 @@ def captured(monkeypatch):
 @pytest.fixture
 def locked_run(tmp_path):
     """A run folder whose lock another live process holds; yields (folder, process)."""
-    import subprocess
-    import sys
-
     run = tmp_path / "run"
     run.mkdir()
     holder = subprocess.Popen([sys.executable, "-c", HOLD_LOCK, str(run)], stdout=subprocess.PIPE,
