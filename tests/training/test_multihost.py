@@ -31,7 +31,8 @@ def setup(tmp_path_factory):
     make_image_tree(root / "data" / "train", {"female": 12, "male": 12}, size=64, seed=1)
     make_image_tree(root / "data" / "val", {"female": 5, "male": 5}, size=64, seed=2)
     keras.utils.set_random_seed(0)
-    base = get_base(build_classifier(ModelConfig(weights="none", alpha=0.35), 2, 64))
+    config = ModelConfig(backbone="MobileNet", weights="none", alpha=0.25)
+    base = get_base(build_classifier(config, 2, 64))
     base.save_weights(root / "base.weights.h5")
     return root
 
@@ -42,7 +43,7 @@ def train_args(root: Path, out: str, batch_size: int) -> list[str]:
     validation sets are batched differently), and with it the weights compared."""
     return [sys.executable, str(REPO / "train_model.py"), "--data_path", str(root / "data"),
             "--output_dir", str(root / out), "--weights", str(root / "base.weights.h5"),
-            "--alpha", "0.35", "--image_size", "64", "--batch_size", str(batch_size),
+            "--backbone", "MobileNet", "--alpha", "0.25", "--image_size", "64", "--batch_size", str(batch_size),
             "--head_epochs", "1", "--fine_tune_epochs", "1", "--fine_tune_layers", "6",
             "--no_augment", "--seed", "3", "--loss", "focal"]  # fmt: skip
 
@@ -74,13 +75,12 @@ def weights(run: Path) -> list[np.ndarray]:
 
 @pytest.mark.slow
 def test_two_processes_train_the_weights_one_process_trains_and_write_the_run_once(setup):
+    port = free_port()  # the three processes run at once: the cluster's two wait on each other
+    two = [start([*train_args(setup, "two", 4), *cluster_args(port, i)]) for i in (1, 0)]
     one = start([*train_args(setup, "one", 8), "--export", "none"])
+    (code1, out1), (code0, out0) = finish(two[0], 300), finish(two[1], 300)
     code, out = finish(one, 300)
     assert code == 0, out[-3000:]
-
-    port = free_port()
-    two = [start([*train_args(setup, "two", 4), *cluster_args(port, i)]) for i in (1, 0)]
-    (code1, out1), (code0, out0) = finish(two[0], 300), finish(two[1], 300)
     assert code0 == 0, out0[-3000:]
     assert code1 == 0, out1[-3000:]
     assert "batch: 4 per process, 8 in all" in out0
