@@ -172,6 +172,35 @@ def nchw_onnx(path, size: int = 8):
     return path
 
 
+def bomb_png(path: Path, side: int = 30000) -> Path:
+    """A 1-bit black PNG of side x side pixels: about 110 KB on disk for 30000, 900 million pixels
+    (and 2.7 GB as RGB) once decoded. Written row by row: the image itself is never held."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    row = bytes(1 + (side + 7) // 8)  # filter byte 0, then the bits
+    packer, parts = zlib.compressobj(9), []
+    for _ in range(side):
+        parts.append(packer.compress(row))
+    parts.append(packer.flush())
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header)
+                     + chunk(b"IDAT", b"".join(parts)) + chunk(b"IEND", b""))  # fmt: skip
+    return path
+
+
+def raising_dds() -> bytes:
+    """A DDS file with its pixel-format flags zeroed: Pillow's decoder raises NotImplementedError
+    on it (which once ended predict.py with a traceback and the server with a bare 500)."""
+    encoded = io.BytesIO()
+    Image.new("RGB", (16, 16)).save(encoded, format="DDS")
+    return encoded.getvalue()[:80] + bytes(4) + encoded.getvalue()[84:]
+
+
 def png_bytes(size=(64, 64), seed=0) -> bytes:
     pixels = np.random.default_rng(seed).integers(0, 256, (*size[::-1], 3), dtype=np.uint8)
     out = io.BytesIO()

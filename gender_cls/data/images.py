@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import math
 import os
+import stat
 from pathlib import Path
+from typing import BinaryIO
 
 import cv2
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp"})
+# The formats decoded, whatever a file's name says: Pillow tries only these on a file's bytes (its
+# JPEG opener also reads MPO, the JPEG of phones that store a second picture). The rest of Pillow's
+# forty decoders, some of which raise NotImplementedError or TypeError on crafted bytes, never run.
+FORMATS = ("JPEG", "PNG", "BMP", "GIF", "WEBP")
+FORMATS_HELP = "JPEG, PNG, BMP, GIF or WebP"
 BACKGROUND = 255  # transparent pixels are composited onto white
 MAX_PIXELS_VARIABLE = "GENDER_CLS_MAX_PIXELS"
 DEFAULT_MAX_PIXELS = 64_000_000  # a 48-megapixel photo passes; --max_pixels raises it
@@ -53,22 +60,30 @@ def _to_rgb(image: Image.Image) -> np.ndarray:
     return np.asarray(image.convert("RGB"), dtype=np.uint8)
 
 
+# read_image checks max_pixels() itself, before decoding, with a message naming --max_pixels; Pillow's
+# own bomb check would answer first (at 179 MP) with one that names no option.
+Image.MAX_IMAGE_PIXELS = None
+
+
 def max_pixels() -> int:
     """The largest image (width x height, as decoded) read_image accepts."""
     value = os.environ.get(MAX_PIXELS_VARIABLE, "")
     return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_MAX_PIXELS
 
 
-def read_image(path: str | Path, size_hint: int | None = None) -> np.ndarray:
-    """Decode a file into an RGB uint8 array (H, W, 3), applying its EXIF orientation.
+def read_image(path: str | Path | BinaryIO, size_hint: int | None = None) -> np.ndarray:
+    """Decode a file (a path or a binary file object) into an RGB uint8 array (H, W, 3), applying
+    its EXIF orientation. Any failure, whatever the decoder raises, is an ImageReadError.
 
     `size_hint` decodes to about that size where the format allows (JPEG's draft; others are
     reduced right after decoding), never below it on either side. An image of more pixels than
-    max_pixels() after that is refused before it is decoded.
+    max_pixels() is refused from its header, before it is decoded.
     """
+    if isinstance(path, str | Path):
+        _check_regular_file(path)
     try:
-        with Image.open(path) as image:
-            if size_hint and image.format == "JPEG":
+        with Image.open(path, formats=FORMATS) as image:
+            if size_hint and image.format in ("JPEG", "MPO"):
                 image.draft(None, (size_hint, size_hint))
             width, height = image.size
             if width * height > max_pixels():
@@ -83,11 +98,32 @@ def read_image(path: str | Path, size_hint: int | None = None) -> np.ndarray:
             rgb = _to_rgb(image)
     except ImageReadError:
         raise
-    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
-        raise ImageReadError(path, str(error) or type(error).__name__) from None
+    except UnidentifiedImageError:
+        raise ImageReadError(path, f"not a {FORMATS_HELP} file, whatever its name says") from None
+    except Exception as error:  # noqa: BLE001 - any decoder's failure is this file's, not the run's
+        raise ImageReadError(path, _reason(error)) from None
     if rgb.ndim != 3 or rgb.shape[0] == 0 or rgb.shape[1] == 0:
         raise ImageReadError(path, f"unexpected shape {rgb.shape}")
     return np.ascontiguousarray(rgb)
+
+
+def _check_regular_file(path: str | Path) -> None:
+    """Refuse what is not a regular file before opening it: reading a FIFO would wait forever."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError as error:
+        raise ImageReadError(path, error.strerror or type(error).__name__) from None
+    if not stat.S_ISREG(mode):
+        kind = "a folder" if stat.S_ISDIR(mode) else "a FIFO, socket or device"
+        raise ImageReadError(path, f"{kind}, not a regular file")
+
+
+def _reason(error: Exception) -> str:
+    """One line for a decoder's exception: its message, else its type."""
+    text = " ".join(str(error).split())[:200]
+    if isinstance(error, OSError | ValueError | SyntaxError) and text:
+        return text
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def resize_image(rgb: np.ndarray, size: int, mode: str = "stretch") -> np.ndarray:

@@ -63,7 +63,7 @@ class CropCache:
             return CropResult(path, None, str(error))
         crop_file, none_file = self.folder / f"{key}.png", self.folder / f"{key}.noface"
         if crop_file.is_file():
-            if cv2.imread(str(crop_file)) is not None:
+            if self._intact(crop_file):
                 return CropResult(path, str(crop_file))
             log.warning("%s: damaged face crop of %s in the cache; cropping again", crop_file, path)
             crop_file.unlink(missing_ok=True)
@@ -87,6 +87,13 @@ class CropCache:
         except OSError as error:
             return CropResult(path, None, f"could not write its crop to {self.folder} ({error})")
         return CropResult(path, str(crop_file))
+
+    def _intact(self, crop_file: Path) -> bool:
+        """A cached crop decodes (through read_image, so under its pixel cap) to size x size."""
+        try:
+            return read_image(crop_file).shape[:2] == (self.size, self.size)
+        except ImageReadError:
+            return False
 
     def get_many(
         self, paths: Iterable[str], progress: Callable[[int], None] | None = None

@@ -28,7 +28,7 @@ def expand_paths(paths: list[str | Path]) -> list[str]:
             if not found:
                 raise UserError(f"{path}: no images in this folder ({EXTENSIONS_HELP})")
             files += [str(p) for p in found]
-        elif path.is_file():
+        elif path.exists():  # a FIFO or device too: its read reports it, rather than "not found"
             files.append(str(path))
         else:
             raise UserError(f"{path}: image not found; check --image_path")

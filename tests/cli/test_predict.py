@@ -4,6 +4,7 @@ with an export."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -15,7 +16,7 @@ from PIL import Image
 
 from gender_cls.cli import evaluate_command, predict_command
 from gender_cls.data.images import read_image
-from tests.helpers import REPO, nchw_onnx
+from tests.helpers import REPO, nchw_onnx, raising_dds
 
 pytestmark = pytest.mark.slow  # every test here trains or exports a model
 
@@ -102,17 +103,24 @@ def test_predict_one_file_prints_label_confidence_path(trained_run, two_class_da
 
 @pytest.mark.slow
 def test_predict_folder_and_mixed_list_with_a_corrupt_file(trained_run, two_class_data, tmp_path):
-    broken = tmp_path / "broken.jpg"
+    """Bytes of no image, a DDS file (its decoder raised NotImplementedError) named .jpg, and a
+    FIFO (reported as "not found"): each is its own file's error, the rest are predicted."""
+    broken, dds, fifo = tmp_path / "broken.jpg", tmp_path / "dds.jpg", tmp_path / "fifo.png"
     broken.write_bytes(b"not a jpeg")
+    dds.write_bytes(raising_dds())
+    os.mkfifo(fifo)
     good = sorted((two_class_data / "test" / "female").glob("*.png"))[0]
-    args = ["--image_path", str(good), str(broken), str(two_class_data / "test" / "male"),
-            "--model_path", str(trained_run.run_dir), "--json"]  # fmt: skip
+    args = ["--image_path", str(good), str(broken), str(dds), str(fifo),
+            str(two_class_data / "test" / "male"), "--model_path", str(trained_run.run_dir),
+            "--json"]  # fmt: skip
     result = CliRunner().invoke(predict_command, args)
-    assert result.exit_code == 1  # one file failed, the others were still predicted
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit)  # no traceback
     records = json.loads(result.stdout)
-    assert len(records) == 2 + 12
-    failed = [r for r in records if "error" in r]
-    assert [r["path"] for r in failed] == [str(broken)]
+    assert len(records) == 4 + 12
+    failed = {r["path"]: r["error"] for r in records if "error" in r}
+    assert list(failed) == [str(broken), str(dds), str(fifo)]
+    assert "not a JPEG, PNG, BMP, GIF or WebP file" in failed[str(dds)]
+    assert "a FIFO, socket or device, not a regular file" in failed[str(fifo)]
     ok = [r for r in records if "error" not in r]
     assert all(set(r["probabilities"]) == {"female", "male"} for r in ok)
     assert all(abs(sum(r["probabilities"].values()) - 1) < 1e-5 for r in ok)

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import resource
 from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
 
 from gender_cls.config import FaceCrop
 from gender_cls.data.images import read_image
 from gender_cls.faces import cache, cropper
 from gender_cls.faces.cache import CropCache
+from tests.helpers import bomb_png
 
 
 def test_the_cache_detects_each_image_once(face_data, tmp_path, monkeypatch):
@@ -28,20 +34,32 @@ def test_the_cache_detects_each_image_once(face_data, tmp_path, monkeypatch):
     assert len(calls) == len(paths) + 1
 
 
-def test_a_damaged_crop_in_the_cache_is_dropped_recropped_and_logged(face_data, tmp_path,
-                                                                    caplog):  # fmt: skip
+@pytest.mark.parametrize("damage", ["truncated", "wrong size", "30000 x 30000"])
+def test_a_damaged_crop_in_the_cache_is_dropped_recropped_and_logged(face_data, tmp_path, caplog,
+                                                                    damage):  # fmt: skip
+    """Truncated (a full disk, a kill), another size, or replaced by a PNG of 900 million pixels:
+    that one used to pass the check, bypass --max_pixels and peak at 6.3 GB; it is now refused
+    from its header."""
     import logging
 
     paths = [str(p) for p in sorted((face_data / "train" / "male").glob("*.jpg"))[:2]]
     first = CropCache(tmp_path, FaceCrop(), 64).get_many(paths)
     damaged = Path(first[0].crop)
     good = damaged.read_bytes()
-    damaged.write_bytes(good[: len(good) // 3])  # truncated, as by a full disk or a kill
+    if damage == "truncated":
+        damaged.write_bytes(good[: len(good) // 3])
+    elif damage == "wrong size":
+        Image.fromarray(np.zeros((65, 64, 3), np.uint8)).save(damaged)
+    else:
+        bomb_png(damaged)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     with caplog.at_level(logging.WARNING):
         again = CropCache(tmp_path, FaceCrop(), 64).get_many(paths)
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak) / 1024
     assert again == first and damaged.read_bytes() == good
     assert caplog.text.count("damaged face crop") == 1
     assert read_image(again[0].crop).shape == (64, 64, 3)
+    assert grown_mb < 500, f"peak memory grew by {grown_mb:.0f} MB"
 
 
 def test_a_crop_that_cannot_be_written_is_reported_not_raised(face_data, tmp_path, monkeypatch):

@@ -24,6 +24,7 @@ from tests.helpers import (  # noqa: E402
     CHROMIUM,
     needs_chromium,
     png_bytes,  # noqa: E402
+    raising_dds,
 )
 
 
@@ -133,8 +134,9 @@ def test_model_health_and_metrics(client):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("make, status, message", [
-    (lambda: {"content": b"not an image"}, 400, "image: cannot read image (cannot identify"),
+    (lambda: {"content": b"not an image"}, 400, "image: cannot read image (not a JPEG, PNG"),
     (lambda: {"content": png_bytes()[:200]}, 400, "image: cannot read image ("),
+    (lambda: {"content": raising_dds()}, 400, "image: cannot read image (not a JPEG, PNG"),
     (lambda: {"content": b""}, 400, "no image in the request"),
     (lambda: {"content": png_bytes((400, 400), 1)}, 413, "(--max_upload_mb)"),
     (lambda: {"files": [("f", (f"{i}.png", png_bytes(), "image/png")) for i in range(4)]}, 400,
