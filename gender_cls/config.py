@@ -18,6 +18,7 @@ from gender_cls.errors import UserError
 
 BALANCE_CHOICES = ("none", "oversample", "class_weight", "both")  # both: oversample + weights
 RESIZE_CHOICES = ("stretch", "pad")
+INPUT_SCALES = ("raw", "unit", "imagenet")  # pixels as fed: 0-255, /255, or torchvision's norm
 FILL_MODES = ("nearest", "reflect", "wrap", "constant")
 # Head presets that reproduce the seed scripts: ("dense", units) or ("dropout", rate), after GAP.
 HEAD_PRESETS = {
@@ -42,7 +43,11 @@ EXPORTS = ("tflite", "onnx", "none")  # written beside the model at the end of t
 FACE_DETECTORS = ("blazeface", "mtcnn")
 DISTORTION_KINDS = ("blur", "noise", "fog", "rain", "lowlight", "overexpose", "lowres", "jpeg")
 FACE_TEMPLATES = ("auto", "arcface", "dlib")  # auto: the backbone's (faces.TEMPLATES)
-FACE_FALLBACKS = ("full", "skip")  # no face found: use the whole image, or leave the image out
+FACE_FALLBACKS = ("full", "skip")
+AGGREGATES = (
+    "max",
+    "mean",
+)  # a probe against a person: the best or the mean image similarity  # no face found: use the whole image, or leave the image out
 
 
 class _Checked:

@@ -193,6 +193,21 @@ def bomb_png(path: Path, side: int = 30000) -> Path:
     return path
 
 
+def declare_size(path: Path, entry: str, size: int) -> None:
+    """Make the zip at `path` declare `size` bytes for `entry`, in its local header and in the
+    central directory, as a hostile file would; the bytes present stay as they were."""
+    import struct
+
+    data, name = bytearray(path.read_bytes()), entry.encode()
+    for signature, name_at, size_at in ((b"PK\x03\x04", 30, 22), (b"PK\x01\x02", 46, 24)):
+        at = 0
+        while (at := data.find(signature, at)) != -1:
+            if data[at + name_at : at + name_at + len(name)] == name:
+                data[at + size_at : at + size_at + 4] = struct.pack("<I", size)
+            at += 4
+    path.write_bytes(bytes(data))
+
+
 def raising_dds() -> bytes:
     """A DDS file with its pixel-format flags zeroed: Pillow's decoder raises NotImplementedError
     on it (which once ended predict.py with a traceback and the server with a bare 500)."""

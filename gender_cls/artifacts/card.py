@@ -4,7 +4,6 @@ writes, clear reads."""
 from __future__ import annotations
 
 import json
-import re
 import shutil
 import zipfile
 from dataclasses import asdict, dataclass, field, fields
@@ -12,7 +11,8 @@ from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
-from gender_cls.artifacts.run_folder import META_FILE, MODEL_FILE, read_json, write_json
+from gender_cls.artifacts.card_fields import CARD_FIELDS, MAX_CARD_BYTES, check_fields
+from gender_cls.artifacts.run_folder import META_FILE, MODEL_FILE, parse_json, read_json, write_json
 from gender_cls.atomic import replacing
 from gender_cls.config import FaceCrop, RunConfig
 from gender_cls.errors import UserError
@@ -20,7 +20,6 @@ from gender_cls.errors import UserError
 KERAS_SUFFIXES = (".keras", ".h5", ".hdf5")
 MODEL_SUFFIXES = (*KERAS_SUFFIXES, ".tflite", ".onnx")
 EMBEDDED_CARD = "gender_cls.json"  # the card inside a .keras zip, or an attribute of a .h5 file
-PLAIN_NAME = re.compile(r"[^/\\\x00-\x1f\x7f]{1,100}")  # a class name from a card
 
 
 def save_model(model, path: str | Path, card: ModelCard | None = None) -> Path:
@@ -62,13 +61,18 @@ def update_card(model: ModelRef, card: ModelCard) -> None:
 
 def embedded_card(model_file: Path) -> ModelCard | None:
     """The card saved inside a .keras or .h5 file by gender_cls, else None."""
-    suffix = model_file.suffix.lower()
+    suffix, source = model_file.suffix.lower(), f"{model_file} (its built-in card)"
     try:
         if suffix == ".keras":
             with zipfile.ZipFile(model_file) as archive:
                 if EMBEDDED_CARD not in archive.namelist():
                     return None
-                text = archive.read(EMBEDDED_CARD)
+                entry = archive.getinfo(EMBEDDED_CARD)
+                if entry.file_size > MAX_CARD_BYTES:
+                    raise UserError(f"{source}: declares {entry.file_size:,} bytes, more than "
+                                    f"a card's {MAX_CARD_BYTES:,}; not a card gender_cls wrote")  # fmt: skip
+                with archive.open(entry) as handle:  # never more than the size declared
+                    text = handle.read(MAX_CARD_BYTES + 1)
         elif suffix in (".h5", ".hdf5"):
             import h5py  # only for .h5 files
 
@@ -78,9 +82,11 @@ def embedded_card(model_file: Path) -> ModelCard | None:
                 return None
         else:
             return None
-    except (OSError, zipfile.BadZipFile):
+    except (OSError, zipfile.BadZipFile, RuntimeError):
         return None  # not readable as a model either: loading it says so
-    return ModelCard.from_dict(json.loads(text), f"{model_file} (its built-in card)")
+    if len(text) > MAX_CARD_BYTES:
+        raise UserError(f"{source}: over {MAX_CARD_BYTES:,} bytes; not a card gender_cls wrote")
+    return ModelCard.from_dict(parse_json(text, source), source)
 
 
 def metadata_path(model_path: str | Path) -> Path:
@@ -148,22 +154,12 @@ class ModelCard:
         if missing:
             raise UserError(f"{source}: no {' or '.join(missing)}; a model's .json needs at least "
                             '{"class_names": [...], "image_size": N}')  # fmt: skip
-        values = {name: raw[name] for name in known if name in raw}
-        if values.get("config") is not None:
-            try:
-                values["config"] = RunConfig.from_dict(values["config"])
-            except UserError as error:
-                raise UserError(f"{source}: {error}") from None
-        if values.get("face_crop") is not None:
-            values["face_crop"] = FaceCrop.read(values["face_crop"], str(source))
-        _check_card_values(values, source)
-        card = cls(**values)
-        card.class_names, card.image_size = list(card.class_names), int(card.image_size)
-        return card
+        return cls(**check_fields(raw, CARD_FIELDS, str(source)))
 
     @classmethod
     def load(cls, path: str | Path) -> ModelCard:
-        return cls.from_dict(read_json(path), path)
+        """Read model.json: at most MAX_CARD_BYTES, UTF-8 JSON, every field checked."""
+        return cls.from_dict(read_json(path, MAX_CARD_BYTES), path)
 
     def save(self, path: str | Path) -> Path:
         write_json(self.to_dict(), path)
@@ -181,29 +177,6 @@ class ModelRef:
     @property
     def card_path(self) -> Path:
         return metadata_path(self.file)
-
-
-def _check_card_values(values: dict, source) -> None:
-    """Class names that are plain names, a positive image size, a numeric threshold: a card may
-    come from anywhere, and its names end up in file names and pages."""
-    names = values["class_names"]
-    if not isinstance(names, list) or len(names) < 2:
-        raise UserError(f"{source}: class_names must be a list of two or more names")
-    for name in names:
-        if not _plain(name):
-            raise UserError(f"{source}: class name {name!r} is not a plain name (1-100 "
-                            "characters, no slash, backslash or control character)")  # fmt: skip
-    size = values["image_size"]
-    if not (str(size).isdigit() and int(size) > 0):
-        raise UserError(f"{source}: image_size must be a positive whole number, not {size!r}")
-    threshold = values.get("threshold")
-    numeric = isinstance(threshold, int | float) and not isinstance(threshold, bool)
-    if threshold is not None and not numeric:
-        raise UserError(f"{source}: threshold must be a number, not {threshold!r}")
-    for fmt, record in dict(values.get("exports") or {}).items():
-        if not (isinstance(record, dict) and _plain(record.get("file"))):
-            raise UserError(f"{source}: export {fmt!r} must name its file beside the model "
-                            '({"file": "model.tflite", ...})')  # fmt: skip
 
 
 def save_artifact(model, card: ModelCard, model_path: str | Path) -> tuple[Path, Path]:
@@ -230,11 +203,6 @@ def resolve_model(model_path: str | Path | ModelRef) -> ModelRef:
         raise UserError(f"{path}: not a model file; expected one of {', '.join(MODEL_SUFFIXES)}")
     meta = metadata_path(path)
     return ModelRef(path, ModelCard.load(meta) if meta.is_file() else embedded_card(path))
-
-
-def _plain(name) -> bool:
-    """A string fit for one path component: PLAIN_NAME, and not "." or ".."."""
-    return isinstance(name, str) and bool(PLAIN_NAME.fullmatch(name)) and name not in (".", "..")
 
 
 def package_versions() -> dict[str, str]:

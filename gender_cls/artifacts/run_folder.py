@@ -81,13 +81,34 @@ def _held_by_parent(folder: Path) -> bool:
     return held.get("pid") == os.getppid() and str(folder) in held.get("folders", [])
 
 
-def read_json(path: str | Path) -> dict:
+def read_json(path: str | Path, max_bytes: int | None = None) -> dict:
+    """A JSON file written by training; `max_bytes` refuses a larger file before reading it."""
     try:
-        return json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as error:
+        size = os.stat(path).st_size
+        if max_bytes is not None and size > max_bytes:
+            raise UserError(f"{path}: {size:,} bytes, more than the {max_bytes:,} such a file "
+                            "may have; it is not one written by training")  # fmt: skip
+        data = Path(path).read_bytes()
+    except OSError as error:
         raise UserError(
             f"{path}: cannot read ({error}); it should be the JSON written by training"
         ) from None
+    return parse_json(data, path)
+
+
+def parse_json(data: bytes | str, source) -> dict:
+    """JSON text (UTF-8 bytes or str), or a one-line UserError naming `source` for bytes that
+    are not UTF-8, not JSON, or nested past the parser's recursion limit."""
+    try:
+        text = data.decode("utf-8") if isinstance(data, bytes) else str(data)
+        return json.loads(text)
+    except UnicodeDecodeError as error:
+        reason = f"not UTF-8 text: byte {error.start}"
+    except json.JSONDecodeError as error:
+        reason = str(error)
+    except RecursionError:
+        reason = "nested too deeply"
+    raise UserError(f"{source}: cannot read ({reason}); it should be the JSON written by training")
 
 
 def prepare_run_dir(run_dir: str | Path, overwrite: bool = False, resume: bool = False) -> Path:

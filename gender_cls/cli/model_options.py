@@ -12,7 +12,8 @@ from gender_cls.cli.common import (
     split_classes,
     split_floats,
 )
-from gender_cls.predict.input_spec import INPUT_SCALES, OUTPUT_KINDS
+from gender_cls.config import INPUT_SCALES
+from gender_cls.predict.input_spec import OUTPUT_KINDS
 
 PREDICTOR_OPTIONS = ("classes", "input_scale", "input_mean", "input_std", "bgr", "output",
                      "threshold", "batch_size", "backend", "mixed_precision", "jit", "face_crop",

@@ -15,6 +15,7 @@ from gender_cls.cli.common import (
     setup_logging,
 )
 from gender_cls.config import (
+    AGGREGATES,
     AugmentConfig,
     DataConfig,
     ModelConfig,
@@ -23,7 +24,6 @@ from gender_cls.config import (
     VerifierOptions,
 )
 
-AGGREGATES = ("max", "mean")
 LOSSES = ("cosface", "triplet", "distill")
 GALLERY_OPTION = click.option("--gallery", required=True, help="Known people: <person>/*.jpg.")
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gender_cls.config import INPUT_SCALES
 from gender_cls.errors import UserError
 
 SCALE_PRESETS = {  # (mean, std) per RGB channel, on pixels 0-255: x' = (x - mean) / std
@@ -15,7 +16,7 @@ SCALE_PRESETS = {  # (mean, std) per RGB channel, on pixels 0-255: x' = (x - mea
     "unit": ((0.0, 0.0, 0.0), (255.0, 255.0, 255.0)),
     "imagenet": ((123.675, 116.28, 103.53), (58.395, 57.12, 57.375)),  # torchvision's
 }
-INPUT_SCALES = tuple(SCALE_PRESETS)
+assert tuple(SCALE_PRESETS) == INPUT_SCALES  # the names a card may hold (config.py)
 OUTPUT_KINDS = ("auto", "probabilities", "logits")
 
 

@@ -9,6 +9,7 @@ from typing import Protocol
 import numpy as np
 
 from gender_cls.artifacts.card import ModelRef
+from gender_cls.artifacts.keras_archive import check_keras_archive
 from gender_cls.errors import UserError, first_line, silenced_stderr
 from gender_cls.litert import lite_interpreter
 
@@ -126,6 +127,8 @@ def load_keras_model(path: Path):
     """A Keras model loaded for inference (compile=False: a custom training loss is not needed)."""
     import keras  # TensorFlow, only when used
 
+    if Path(path).suffix.lower() == ".keras":
+        check_keras_archive(Path(path))
     try:
         return keras.saving.load_model(path, compile=False)
     except Exception as error:  # corrupt zip/HDF5, unknown layers, wrong format: all the same

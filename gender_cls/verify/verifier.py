@@ -10,9 +10,16 @@ from pathlib import Path
 
 import numpy as np
 
+from gender_cls.artifacts.card_fields import (
+    MAX_CARD_BYTES,
+    MAX_IMAGE_SIZE,
+    Rule,
+    check_fields,
+    read_face_crop,
+)
 from gender_cls.artifacts.run_folder import read_json
 from gender_cls.atomic import replacing
-from gender_cls.config import FaceCrop
+from gender_cls.config import AGGREGATES, FaceCrop
 from gender_cls.data.index import (
     scan_class_folders,
 )
@@ -24,6 +31,13 @@ log = logging.getLogger(__name__)
 EMBEDDER_FILE = "embedder.keras"
 BASE_WEIGHTS = "base.weights.h5"  # starts a classifier: train_model.py --weights RUN/base...
 CARD_FILE = "verifier.json"
+VERIFIER_FIELDS = {
+    "image_size": Rule("whole", 8, MAX_IMAGE_SIZE),
+    "threshold": Rule("number", -1, 1),  # on a cosine similarity
+    "aggregate": Rule("choice", choices=AGGREGATES),
+    "options": Rule("mapping"),
+    "face_crop": Rule("section", optional=True, read=read_face_crop),
+}
 GALLERY_CACHE = "gallery_cache"  # the run's cached gallery embeddings, one .npz per gallery
 
 
@@ -87,13 +101,19 @@ class Verifier:
 
 
 def load_verifier(run: str | Path):
-    """(embedder, card) of a train-verifier run directory."""
+    """(embedder, card) of a train-verifier run directory; the card's fields that matching reads
+    are checked as a model card's are."""
 
     run = Path(run)
     if not (run / CARD_FILE).is_file():
         raise UserError(f"{run}: no {CARD_FILE}; pass a run directory of gender-cls "
                         "train-verifier")  # fmt: skip
-    return load_keras_model(run / EMBEDDER_FILE), read_json(run / CARD_FILE)
+    card = read_json(run / CARD_FILE, MAX_CARD_BYTES)
+    missing = [name for name in VERIFIER_FIELDS if name != "face_crop" and name not in card]
+    if not isinstance(card, dict) or missing:
+        raise UserError(f"{run / CARD_FILE}: not a verifier card (no {', '.join(missing)})")
+    check_fields(card, VERIFIER_FIELDS, str(run / CARD_FILE))
+    return load_keras_model(run / EMBEDDER_FILE), card
 
 
 def flip_average(card: dict) -> bool:

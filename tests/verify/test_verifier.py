@@ -48,3 +48,20 @@ def test_gallery_embeddings_are_cached_per_image(verifier, tmp_path, monkeypatch
     shutil.rmtree(cache.parent)
     cache.parent.write_text("in the way")  # an unwritable cache warns and still answers
     assert cached().keys() == again.keys() and "could not cache" in caplog.text
+
+
+@pytest.mark.parametrize("field, value", [
+    ("image_size", 50000), ("image_size", "\u0664\u0668"), ("threshold", float("nan")),
+    ("threshold", 3), ("aggregate", "median"), ("options", []), ("face_crop", {"detector": "x"}),
+])  # fmt: skip
+def test_a_hostile_verifier_card_is_one_line_naming_the_field(tmp_path, field, value):
+    """Checked before the embedder is loaded (none is there)."""
+    import json
+
+    from gender_cls.errors import UserError
+    from gender_cls.verify.verifier import CARD_FILE, load_verifier
+
+    card = {"image_size": 48, "threshold": 0.5, "aggregate": "max", "options": {}}
+    (tmp_path / CARD_FILE).write_text(json.dumps({**card, field: value}))
+    with pytest.raises(UserError, match=f"^{tmp_path / CARD_FILE}: field '{field}'"):
+        load_verifier(tmp_path)
