@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -71,6 +72,8 @@ class _Checked:
     def _range(self, name: str, low: float, high: float | None = None, *, open_low=False,
                open_high=False) -> None:  # fmt: skip
         value = getattr(self, name)
+        if not math.isfinite(value):
+            raise UserError(f"option {name}={value!r} must be a finite number")
         too_low = value <= low if open_low else value < low
         too_high = high is not None and (value >= high if open_high else value > high)
         if too_low or too_high:

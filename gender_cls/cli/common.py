@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import sys
 import warnings
@@ -13,6 +14,22 @@ import rich_click as click
 from gender_cls.config import THRESHOLD_METRICS
 from gender_cls.data.images import DEFAULT_MAX_PIXELS, MAX_PIXELS_VARIABLE
 from gender_cls.errors import UserError, silenced_stderr
+
+
+class Finite(click.FloatRange):
+    """A float option (in a range, when given) that refuses nan and inf, which float() and
+    FloatRange take and which would train a model to nothing."""
+
+    name = "number"
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+    def _describe_range(self) -> str:
+        return "finite" if self.min is None and self.max is None else super()._describe_range()
 
 
 def _dashes_as_underscores(token: str) -> str:

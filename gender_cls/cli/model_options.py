@@ -7,6 +7,7 @@ import rich_click as click
 from gender_cls.cli.common import (
     RAY_ADDRESS_OPTION,
     VERBOSE_OPTION,
+    Finite,
     apply_options,
     model_path_option,
     split_classes,
@@ -66,7 +67,7 @@ def model_options(command):
         click.option("--output", "output", type=click.Choice(OUTPUT_KINDS), default="auto",
                      help="Bare models: logits get a sigmoid/softmax; auto tells them apart on "
                           "test inputs."),
-        click.option("--threshold", type=click.FloatRange(0, 1), default=None,
+        click.option("--threshold", type=Finite(0, 1), default=None,
                      help="Decision threshold on P(second class) [default: the model's tuned one]."),
         click.option("--batch_size", "batch_size", type=click.IntRange(min=1), default=32,
                      help="Images per batch."),

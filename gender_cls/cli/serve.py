@@ -10,6 +10,7 @@ from gender_cls.cli.common import (
     CONTEXT,
     RAY_ADDRESS_OPTION,
     VERBOSE_OPTION,
+    Finite,
     handle_errors,
     model_path_option,
     setup_logging,
@@ -35,13 +36,13 @@ from gender_cls.errors import UserError
 )
 @click.option(
     "--max_wait_ms",
-    type=click.FloatRange(min=0),
+    type=Finite(min=0),
     default=5.0,
     help="How long an image waits for others to fill its batch.",
 )
 @click.option(
     "--max_upload_mb",
-    type=click.FloatRange(min=0.001),
+    type=Finite(min=0.001),
     default=20.0,
     help="Largest request body (413 past it).",
 )
@@ -50,7 +51,7 @@ from gender_cls.errors import UserError
 )
 @click.option(
     "--threshold",
-    type=click.FloatRange(0, 1),
+    type=Finite(0, 1),
     default=None,
     show_default="the model's",
     help="Binary models: decision threshold.",

@@ -9,6 +9,7 @@ import rich_click as click
 from gender_cls.cli.common import (
     CONTEXT,
     VERBOSE_OPTION,
+    Finite,
     format_calibration,
     handle_errors,
     model_path_option,
@@ -65,7 +66,7 @@ def export_command(model_path, fmt, quantize, verbose) -> None:
 @click.option("--size", type=click.IntRange(16), default=224, help="Side of each square crop.")
 @click.option("--face_detector", type=click.Choice(FACE_DETECTORS), default="blazeface",
               help="blazeface (LiteRT, fast) or mtcnn (TensorFlow).")  # fmt: skip
-@click.option("--face_margin", type=click.FloatRange(0, 1), default=0.25,
+@click.option("--face_margin", type=Finite(0, 1), default=0.25,
               help="Context kept around the aligned face, a share of its size per side.")  # fmt: skip
 @click.option("--face_template", type=click.Choice(FACE_TEMPLATES[1:]), default="arcface",
               help="Where the face is put: ArcFace's template, or dlib's chips (the crop "

@@ -9,6 +9,7 @@ import rich_click as click
 from gender_cls.cli.common import (
     CONTEXT,
     VERBOSE_OPTION,
+    Finite,
     handle_errors,
     model_path_option,
     quiet_tensorflow,
@@ -47,7 +48,7 @@ def _aggregate_option(default):
     help="imagenet: the backbone's pretrained weights (offline for dlib_face_resnet and "
     "efficientnet_lite0/1/2), none (from scratch) or a local .h5 file.",
 )
-@click.option("--alpha", type=float, default=0.35, help="MobileNet width multiplier.")
+@click.option("--alpha", type=Finite(), default=0.35, help="MobileNet width multiplier.")
 @click.option("--image_size", type=int, default=None, show_default="150 for dlib_face_resnet, else 96",
               help="Square input size.")  # fmt: skip
 @click.option(
@@ -63,7 +64,7 @@ def _aggregate_option(default):
               help="Align every face first (training, tuning, gallery and probes alike; the run "
                    "records it).")  # fmt: skip
 @click.option("--batch_size", type=click.IntRange(min=1), default=32, help="Images per batch.")
-@click.option("--lr", type=float, default=1e-3,
+@click.option("--lr", type=Finite(), default=1e-3,
               help="Peak learning rate (from scratch, 3e-3 with 120 epochs did best).")  # fmt: skip
 @click.option(
     "--embedding_dim", type=click.IntRange(min=1), default=128, help="Size of the embedding."
@@ -73,21 +74,21 @@ def _aggregate_option(default):
                    "(semi-hard triplets in batches of --images_per_person images per person) or "
                    "distill (each distorted face mapped onto the untrained embedding of its "
                    "clean self; dlib_face_resnet).")  # fmt: skip
-@click.option("--margin", type=float, default=0.35, help="CosFace's additive cosine margin.")
-@click.option("--scale", type=float, default=30.0, help="CosFace's logit scale.")
-@click.option("--triplet_margin", type=float, default=0.2,
+@click.option("--margin", type=Finite(), default=0.35, help="CosFace's additive cosine margin.")
+@click.option("--scale", type=Finite(), default=30.0, help="CosFace's logit scale.")
+@click.option("--triplet_margin", type=Finite(), default=0.2,
               help="The triplet loss' margin, on squared distances between unit embeddings.")  # fmt: skip
 @click.option("--images_per_person", type=int, default=4,
               help="Triplet loss: images of one person drawn together; divides --batch_size.")  # fmt: skip
 @click.option(
     "--val_people",
-    type=float,
+    type=Finite(),
     default=0.2,
     help="Share of the people held out (never trained on) to tune the threshold.",
 )
 @click.option(
     "--distort_probability",
-    type=float,
+    type=Finite(),
     default=0.5,
     help="Share of training images given one of gender-cls distort's distortions.",
 )

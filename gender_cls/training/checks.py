@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gender_cls.artifacts.card_fields import plain
 from gender_cls.config import (
     AugmentConfig,
     RunConfig,
@@ -26,7 +27,9 @@ def check_before_work(config: RunConfig, cluster: multihost.Cluster | None = Non
     d = config.data
     backbone = get_backbone(config.model.backbone)
     check_weights_file(config.model)
-    check_flips(discover(d.data_path, d.val_split, d.seed).class_names, config.augment)
+    class_names = discover(d.data_path, d.val_split, d.seed).class_names
+    check_class_names(class_names)
+    check_flips(class_names, config.augment)
     check_imagenet_weights(config.model, d.image_size or backbone.default_size)
     if d.face_crop:
         make_detector(d.face_detector)
@@ -42,6 +45,15 @@ def _check_multiprocess(config: RunConfig) -> None:
     if config.train.lr_finder and config.train.lr is None:
         raise UserError("with several processes, find the learning rate first (gender-cls "
                         "find-lr) and pass it as --lr")  # fmt: skip
+
+
+def check_class_names(class_names: list[str]) -> None:
+    """Each class name must be one the model card will take (card_fields.plain): a folder name
+    legal on disk but not in a card would be refused only after training, by prediction."""
+    for name in class_names:
+        if not plain(name):
+            raise UserError(f"class folder {name!r}: a class name must be 1-100 characters with "
+                            "no slash, backslash or control character; rename the folder")  # fmt: skip
 
 
 MIRROR_PAIRS = {  # classes each flip turns into each other

@@ -53,6 +53,8 @@ def test_dashed_and_underscored_spellings_are_one_option(captured):
 @pytest.mark.parametrize("args, message", [
     (["--fine_tune_layers", "abc"], "fine_tune_layers='abc'"),
     (["--lr", "-1"], "lr=-1.0 is out of range"),
+    (["--lr", "inf"], "lr=inf must be a finite number"),  # trained, then failed with no model
+    (["--lr", "nan"], "lr=nan must be a finite number"),
     (["--rotation_range", "400"], "rotation_range=400.0 is out of range"),
 ])  # fmt: skip
 def test_bad_command_line_values_exit_2_before_training(captured, args, message):

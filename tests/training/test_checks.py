@@ -50,6 +50,19 @@ def test_a_flip_that_would_swap_left_and_right_is_refused(tmp_path):
         train(config, verbose=0)
 
 
+def test_a_class_folder_name_no_card_takes_is_refused_before_training(tmp_path):
+    """151 characters is a legal folder name; the card written after training would have been
+    refused by prediction."""
+    from gender_cls.errors import UserError
+    from tests.helpers import make_image_tree
+
+    long_name = "x" * 151
+    data = make_image_tree(tmp_path / "data", {"female": 4, long_name: 4}, size=32)
+    with pytest.raises(UserError, match=f"class folder '{long_name}': a class name must be"):
+        train(tiny_config(data, tmp_path / "run"), verbose=0)
+    assert not (tmp_path / "run").exists()
+
+
 def test_offline_imagenet_fails_first_and_leaves_no_run_directory(tmp_path, monkeypatch):
     import urllib.error
 
