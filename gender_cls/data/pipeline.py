@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 
 import keras
 import numpy as np
@@ -10,7 +11,7 @@ import tensorflow as tf
 
 from gender_cls.config import AugmentConfig
 from gender_cls.data.augment.in_pipeline import augment_op, load_augmented_op
-from gender_cls.data.images import load_image
+from gender_cls.data.images import ImageReadError, load_image
 from gender_cls.data.index import Split
 
 AUTOTUNE = tf.data.AUTOTUNE
@@ -26,11 +27,25 @@ def encode_labels(labels: list[int] | np.ndarray, num_classes: int) -> np.ndarra
     return np.eye(num_classes, dtype=np.float32)[labels]
 
 
-def decode_op(image_size: int, resize: str = "stretch"):
-    """A tf function: path string -> uint8 image [size, size, 3], decoded by load_image."""
+def path_tensors(paths) -> list[bytes]:
+    """Paths as TensorFlow takes them: the file system's bytes, so that a name that is not
+    UTF-8 (os.listdir gives it with surrogate escapes) reaches the decoder intact."""
+    return [os.fsencode(p) for p in paths]
+
+
+def decode_op(image_size: int, resize: str = "stretch", failures: set[str] | None = None):
+    """A tf function: path bytes -> uint8 image [size, size, 3], decoded by load_image. With
+    `failures`, a file that cannot be read adds its path there and gives a blank image instead of
+    an error (prediction marks its row)."""
 
     def decode(path: bytes) -> np.ndarray:
-        return load_image(path.decode(), image_size, resize)
+        try:
+            return load_image(os.fsdecode(path), image_size, resize)
+        except ImageReadError:
+            if failures is None:
+                raise
+            failures.add(os.fsdecode(path))
+            return np.zeros((image_size, image_size, 3), np.uint8)
 
     def op(path: tf.Tensor) -> tf.Tensor:
         image = tf.numpy_function(decode, [path], tf.uint8, stateful=False)
@@ -50,7 +65,7 @@ def _decoded(ds: tf.data.Dataset, image_size: int, resize: str) -> tf.data.Datas
 def _source(paths, targets, image_size, resize, cache, shuffle_seed) -> tf.data.Dataset:
     """(path, target) pairs, shuffled when `shuffle_seed` is given; with `cache`, the images are
     decoded once, kept in memory and shuffled after (then the first element is the image)."""
-    ds = tf.data.Dataset.from_tensor_slices((list(paths), targets))
+    ds = tf.data.Dataset.from_tensor_slices((path_tensors(paths), targets))
     buffer = min(len(paths), 10_000)
     if cache:
         ds = _decoded(ds, image_size, resize).cache()
@@ -182,11 +197,16 @@ def _oversampled(split, targets, num_classes, image_size, resize, cache, seed):
 
 
 def predict_dataset(
-    paths: list[str], image_size: int, batch_size: int, resize: str = "stretch"
+    paths: list[str],
+    image_size: int,
+    batch_size: int,
+    resize: str = "stretch",
+    failures: set[str] | None = None,
 ) -> tf.data.Dataset:
-    """Batches of float32 pixels for model.predict, in the order of `paths`."""
-    decode = decode_op(image_size, resize)
-    images = tf.data.Dataset.from_tensor_slices(list(paths)).map(
+    """Batches of float32 pixels for model.predict, in the order of `paths` (with `failures`,
+    a blank image for each file that cannot be read, its path added there)."""
+    decode = decode_op(image_size, resize, failures)
+    images = tf.data.Dataset.from_tensor_slices(path_tensors(paths)).map(
         decode, num_parallel_calls=AUTOTUNE
     )
     return images.batch(batch_size).map(lambda x: tf.cast(x, tf.float32)).prefetch(AUTOTUNE)

@@ -13,6 +13,7 @@ import numpy as np
 
 from gender_cls.artifacts.card import ModelRef, resolve_model
 from gender_cls.artifacts.run_folder import SPLIT_FILE
+from gender_cls.data.images import ImageReadError, read_image
 from gender_cls.data.index import DatasetIndex, check_readable, labelled_folder, run_split
 from gender_cls.errors import UserError
 from gender_cls.evaluation.fairness import group_table, load_groups
@@ -21,7 +22,6 @@ from gender_cls.faces.cache import CropCache, CropReport, crop_split, default_ca
 from gender_cls.metrics.calibration import calibration_metrics
 from gender_cls.metrics.classification import binary_metrics, compute_metrics, report_text
 from gender_cls.metrics.thresholds import tune_threshold
-from gender_cls.predict.inputs import chunks
 from gender_cls.predict.predictor import Predictor
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,9 @@ def _labelled_predictions(
     fallback: str,
     remote=None,
 ) -> LabelledPredictions:
-    """Predict the "test" split of `index` (its unreadable images dropped first); `remote`
-    (paths -> (probabilities, without TTA)) predicts elsewhere, on Ray."""
+    """Predict the "test" split of `index`; `remote` (paths -> (probabilities, without TTA))
+    predicts elsewhere, on Ray. Unreadable images are dropped first, and one that breaks later
+    (a NaN row) is dropped then, with its reason, so the figures are those of the rest."""
     index = check_readable(index)
     split, report = index.splits["test"], None
     if faces is not None:
@@ -62,14 +63,33 @@ def _labelled_predictions(
     if remote is not None:
         probabilities, plain = remote(split.paths)
     elif predictor.tta > 1:  # each chunk decoded once for both: with and without test-time views
-        pairs = [(predictor.predict_arrays(images), predictor.predict_arrays(images, 1))
-                 for images in (predictor.load_inputs(c)[0] for c in chunks(split.paths))]  # fmt: skip
-        probabilities = np.concatenate([with_views for with_views, _ in pairs])
-        plain = np.concatenate([without for _, without in pairs])
+        probabilities, plain = predictor.predict_chunks(split.paths, (predictor.tta, 1))
     else:
         probabilities = predictor.predict_files(split.paths, verbose=verbose)
-    paths = report.sources if report else split.paths
-    return LabelledPredictions(index, paths, np.asarray(split.labels), probabilities, report, plain)
+    paths, labels = report.sources if report else split.paths, np.asarray(split.labels)
+    read = ~np.isnan(probabilities).any(axis=1)
+    if not read.all():
+        broken = [(path, _reason(path)) for path, ok in zip(paths, read, strict=True) if not ok]
+        log.warning("%d file(s) could not be read when predicted; left out: %s", len(broken),
+                    "; ".join(f"{p} ({r})" for p, r in broken[:3]))  # fmt: skip
+        index.skipped.extend(broken)
+        if not read.any():
+            raise UserError(f"{index.root}: no image could be read when predicted")
+        paths = [path for path, ok in zip(paths, read, strict=True) if ok]
+        labels, probabilities = labels[read], probabilities[read]
+        plain = None if plain is None else plain[read]
+        if report is not None:
+            report.sources = paths
+    return LabelledPredictions(index, paths, labels, probabilities, report, plain)
+
+
+def _reason(path: str) -> str:
+    """Why a file failed when it was predicted, as far as reading it again tells."""
+    try:
+        read_image(path, size_hint=32)
+    except ImageReadError as error:
+        return error.reason
+    return "could not be read when it was predicted"
 
 
 def evaluate(

@@ -186,18 +186,36 @@ class Predictor:
     def predict_files(
         self, paths: list[str], verbose: int = 0, tta: int | None = None
     ) -> np.ndarray:
-        """Probabilities for readable image files: a Keras model reads them with the tf.data
-        pipeline in batches; an exported one with a thread pool (no TensorFlow needed)."""
+        """[len(paths), classes] probabilities of image files, NaN in the row of a file that
+        cannot be read (checked files can break before they are predicted): a Keras model reads
+        them with the tf.data pipeline in batches; an exported one with a thread pool (no
+        TensorFlow needed)."""
         views = self.tta if tta is None else tta
         if not isinstance(self.runner, KerasRunner) or not self.input.tensor_safe or views > 1:
-            parts = [self.predict_arrays(self.load_inputs(c)[0], views) for c in chunks(paths)]
-            return np.concatenate(parts) if parts else self.predict_arrays(self.load_inputs([])[0])
+            return self.predict_chunks(paths, (views,))[0]
         from gender_cls.data.pipeline import predict_dataset  # imports TensorFlow: only when used
 
-        ds = predict_dataset(paths, self.image_size, self.batch_size, self.resize)
+        failures: set[str] = set()
+        ds = predict_dataset(paths, self.image_size, self.batch_size, self.resize, failures)
         if self.input != InputSpec():
             ds = ds.map(self.input.apply)
-        return self.probabilities(self.runner.predict(ds, verbose=verbose))
+        scores = self.probabilities(self.runner.predict(ds, verbose=verbose))
+        scores[[path in failures for path in paths]] = np.nan
+        return scores
+
+    def predict_chunks(self, paths: list[str], views: tuple[int, ...]) -> list[np.ndarray]:
+        """For each number of test-time views, [len(paths), classes] probabilities, NaN in the
+        row of a file that cannot be read; each chunk of files is decoded once for all."""
+        outputs = [np.full((len(paths), len(self.class_names)), np.nan) for _ in views]
+        start = 0
+        for chunk in chunks(paths):
+            images, errors, _ = self.load_inputs(chunk)
+            rows = [start + i for i, path in enumerate(chunk) if path not in errors]
+            for output, count in zip(outputs, views, strict=True):
+                if rows:
+                    output[rows] = self.predict_arrays(images, count)
+            start += len(chunk)
+        return outputs
 
     def load_inputs(self, paths: list[str], crop: bool = False):
         """Decode files in parallel: (images of the readable ones in order, {path: error},

@@ -62,13 +62,11 @@ class PredictFiles:
             found = self.predictor.predict_chunk(paths)
             texts = [json.dumps(p.to_dict()) for p in found]
             return {"index": batch["index"], "record": np.array(texts, dtype=object)}
-        images, errors, _ = self.predictor.load_inputs(paths)
-        if errors:  # the files were checked before; one that broke since is an error
-            path, reason = next(iter(errors.items()))
-            raise UserError(f"{path}: cannot read image ({reason})")
-        out = {"index": batch["index"], "probabilities": self.predictor.predict_arrays(images)}
-        if self.predictor.tta > 1:
-            out["plain"] = self.predictor.predict_arrays(images, 1)
+        tta = self.predictor.tta  # a file that broke since it was checked: NaN rows
+        scores = self.predictor.predict_chunks(paths, (tta, 1) if tta > 1 else (1,))
+        out = {"index": batch["index"], "probabilities": scores[0]}
+        if tta > 1:
+            out["plain"] = scores[1]
         return out
 
 
@@ -102,8 +100,8 @@ def probabilities(
     paths: list[str], model_file: Path, options: dict, num_classes: int, tta: int,
     address: str | None = None,
 ) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
-    """[N, classes] probabilities of readable files, computed on the cluster (and without
-    test-time views when `tta` > 1, else None)."""
+    """[N, classes] probabilities of the files, computed on the cluster, NaN in the row of one
+    that cannot be read (and without test-time views when `tta` > 1, else None)."""
     probs = np.zeros((len(paths), num_classes))
     plain = np.zeros_like(probs) if tta > 1 else None
     if not paths:

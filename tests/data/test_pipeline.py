@@ -155,3 +155,27 @@ def test_mixup_blends_images_and_targets(two_class_data):
     assert x.dtype == "float32" and x.shape == (16, 64, 64, 3)
     soft = (y.numpy() > 0.01) & (y.numpy() < 0.99)
     assert soft.any()  # some targets are blends, not 0/1
+
+
+def non_utf8_copy(folder) -> str:
+    """A copy of the folder's first image under a name that is not UTF-8 (Latin-1 "café"), as
+    os.listdir gives it back: with a surrogate escape."""
+    import os
+
+    source = sorted(os.listdir(folder))[0]
+    target = os.path.join(os.fsencode(folder), b"caf\xe9.png")
+    with open(os.path.join(folder, source), "rb") as src, open(target, "wb") as dst:
+        dst.write(src.read())
+    return os.fsdecode(target)
+
+
+def test_a_file_name_that_is_not_utf8_trains_and_predicts(split_tree):
+    """TensorFlow took paths as UTF-8 and refused the surrogate: training and Keras-backend
+    evaluation broke on such a name. They travel as the file system's bytes now."""
+    name = non_utf8_copy(split_tree / "train" / "male")
+    index = discover(split_tree)
+    assert name in index.splits["train"].paths
+    batches = list(make_dataset(index.splits["train"], 2, 24, 64, training=True, seed=0))
+    assert len(batches[0][0]) == len(index.splits["train"].paths)
+    images = np.concatenate(list(predict_dataset([name], 12, 1).as_numpy_iterator()))
+    assert images.shape == (1, 12, 12, 3) and images.any()

@@ -77,3 +77,40 @@ def test_evaluation_applies_the_models_face_crop_without_a_flag(face_run, face_d
     assert (tmp_path / "out" / "no_face_found.txt").read_text().strip().endswith("blank.png")
     plain = evaluate(run, test, face_crop=False)
     assert "face_crop" not in plain.metrics and plain.metrics["images"] == 9
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("how", ["keras", "tflite"])  # tf.data; chunks (as TTA and Ray)
+def test_a_file_that_breaks_after_the_check_is_its_own_error_and_the_rest_are_measured(
+    exported_run, two_class_data, tmp_path, monkeypatch, how
+):
+    """Between check_readable and prediction one file is truncated and one deleted, as by
+    another process: each is skipped with its reason, and the figures are those of the rest
+    (this ended in scikit-learn's "inconsistent numbers of samples", with no outputs)."""
+    import shutil
+
+    from gender_cls.evaluation import evaluate as evaluation
+
+    data = tmp_path / "test"
+    shutil.copytree(two_class_data / "test", data)
+    doomed = sorted(data.rglob("*.png"))[:2]
+    real_check = evaluation.check_readable
+
+    def check_then_break(index):
+        checked = real_check(index)
+        doomed[0].write_bytes(doomed[0].read_bytes()[:60])
+        doomed[1].unlink()
+        return checked
+
+    monkeypatch.setattr(evaluation, "check_readable", check_then_break)
+    model = exported_run / ("model.tflite" if how == "tflite" else "model.keras")
+    result = evaluate(model, data)
+    total = len(list((two_class_data / "test").rglob("*.png")))
+    assert len(result.paths) == len(result.y_true) == len(result.probabilities) == total - 2
+    assert not np.isnan(result.probabilities).any()
+    assert {path for path, _ in result.skipped} == {str(p) for p in doomed}
+    assert result.metrics["images"] == total - 2 and result.metrics["skipped_unreadable"] == 2
+    reasons = dict(result.skipped)
+    assert "No such file" in reasons[str(doomed[1])]
+    result.write(tmp_path / "out")
+    assert (tmp_path / "out" / "metrics.json").is_file()

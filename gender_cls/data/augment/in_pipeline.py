@@ -9,6 +9,8 @@ kernel on a CPU); tf.data runs it in parallel and hands each image its own seed,
 
 from __future__ import annotations
 
+import os
+
 import cv2
 import numpy as np
 import tensorflow as tf
@@ -135,8 +137,9 @@ def load_augmented_op(size: int, resize: str, config: AugmentConfig):
 
     def load(path: bytes, seed) -> np.ndarray:
         if resize == "stretch":
-            return augment_image(read_image(path.decode(), size_hint=size), config, int(seed), size)
-        return augment_image(load_image(path.decode(), size, resize), config, int(seed))
+            return augment_image(read_image(os.fsdecode(path), size_hint=size), config, int(seed),
+                                 size)  # fmt: skip
+        return augment_image(load_image(os.fsdecode(path), size, resize), config, int(seed))
 
     def op(path: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
         out = tf.numpy_function(load, [path, seed], tf.uint8, stateful=False)
