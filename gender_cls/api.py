@@ -11,6 +11,7 @@ importing the package stays quick and starts no TensorFlow.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -19,6 +20,8 @@ from gender_cls.errors import UserError
 if TYPE_CHECKING:  # each function imports what it runs, when it runs (TensorFlow included)
     from gender_cls.evaluation.result import EvaluationResult
     from gender_cls.training.run import TrainingResult
+
+log = logging.getLogger(__name__)
 
 
 def train(
@@ -38,11 +41,18 @@ def train(
     `epochs`, `image_size`, `config` for a JSON file...), with the CLI's precedence: defaults <
     `config` < `recipe` < the options given. `verbose`: Keras' fit verbosity. `cluster`: the
     processes joined by training.multihost.join, for training on several."""
-    from gender_cls.training.options import checked_options, run_config  # loaded on use
+    from gender_cls.training.options import (  # loaded on use
+        checked_options,
+        ignored_on_resume,
+        run_config,
+    )
     from gender_cls.training.run import train as train_run  # imports TensorFlow: loaded on use
 
     named = {"data_path": data_path, "output_dir": output_dir, "recipe": recipe}
     options = checked_options({**{k: str(v) for k, v in named.items() if v}, **options})
+    if resume and ignored_on_resume(options):
+        log.warning("resume=True continues the run as its config.json says; ignored: %s",
+                    ", ".join(ignored_on_resume(options)))  # fmt: skip
     if not options.get("output_dir") and not options.get("config"):
         raise UserError("name the run folder: output_dir")
     return train_run(run_config(options), resume=resume, overwrite=overwrite,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import sys
 import tempfile
 import time
@@ -51,6 +52,8 @@ from gender_cls.config import (
 from gender_cls.errors import UserError
 from gender_cls.training import multihost
 from gender_cls.training.recipes import RECIPES
+
+log = logging.getLogger(__name__)
 
 
 def _learning_rate(_ctx, _param, value: str | None) -> float | str | None:
@@ -354,6 +357,13 @@ def train_command(ctx: click.Context, **options) -> None:
         options["output_dir"] = default_run_dir(options["backbone"])
         filled += ("output_dir",)
     config = cli_run_config(ctx, options, filled)
+    if options["resume"]:
+        from gender_cls.training.options import ignored_on_resume  # loaded on use
+
+        ignored = ignored_on_resume([name for name in options if explicit(ctx, name)])
+        if ignored:
+            log.warning("--resume continues the run as its config.json says; ignored: %s",
+                        ", ".join(f"--{name}" for name in ignored))  # fmt: skip
     if options["show_config"]:
         click.echo(json.dumps(config.to_dict(), indent=2))
         return

@@ -59,7 +59,8 @@ class EpochBackup(keras.callbacks.BackupAndRestore):
         return sorted(found)
 
     def on_train_begin(self, logs=None) -> None:
-        for epoch, path in reversed(self.backups()):
+        found = self.backups()
+        for epoch, path in reversed(found):
             try:
                 if self.model.optimizer is not None and not self.model.optimizer.built:
                     self.model.optimizer.build(self.model.trainable_variables)
@@ -69,8 +70,11 @@ class EpochBackup(keras.callbacks.BackupAndRestore):
                             first_line(error))  # fmt: skip
                 continue
             self.model._initial_epoch = epoch  # how BackupAndRestore tells fit() where to start
-            log.info("resuming from the backup of epoch %d", epoch)
+            log.info("resuming from the backup of epoch %d (%s)", epoch, path)
             return
+        if found:
+            log.warning("%s: none of its %d backup(s) could be restored; this phase starts again "
+                        "from its first epoch", self.backup_dir, len(found))  # fmt: skip
 
     def on_epoch_end(self, epoch, logs=None) -> None:
         path = Path(self.backup_dir) / f"epoch-{epoch + 1:04d}.weights.h5"
@@ -93,10 +97,27 @@ class HistoryLog(keras.callbacks.Callback):
     def __init__(self, path: str | Path):
         super().__init__()
         self.path = Path(path)
+        self._first = True
+
+    def on_train_begin(self, logs=None) -> None:
+        self._first = True
+
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        """At a fit's first epoch, drop the rows of that epoch and later: a phase resumed from
+        an older backup, or started again, logs them anew (one history per run)."""
+        if self._first:
+            self._first = False
+            rows = read_rows(self.path)
+            kept = [row for row in rows if int(row["epoch"]) < epoch]
+            if len(kept) < len(rows):
+                self._write(kept)
 
     def on_epoch_end(self, epoch, logs=None) -> None:
         rows = read_rows(self.path)
         rows.append({"epoch": epoch, **{k: _plain_number(v) for k, v in (logs or {}).items()}})
+        self._write(rows)
+
+    def _write(self, rows: list[dict]) -> None:
         fields = ["epoch", *sorted({key for row in rows for key in row} - {"epoch"})]
         out = io.StringIO()
         writer = csv.DictWriter(out, fields, lineterminator="\n")

@@ -57,6 +57,12 @@ def run_config(options: dict, given: Collection[str] | None = None) -> RunConfig
     return config
 
 
+def ignored_on_resume(given: Collection[str]) -> list[str]:
+    """The options among `given` that a resumed run does not take: it continues as its own
+    config.json says (everything but where the run is)."""
+    return sorted((set(given) & option_names()) - {"output_dir"})
+
+
 def checked_options(options: dict) -> dict:
     """`options` of the Python API, refused by name where run_config does not know one."""
     unknown = sorted(set(options) - option_names())

@@ -299,3 +299,15 @@ def test_an_overwrite_that_fails_keeps_the_old_run_and_one_that_succeeds_replace
     assert json.loads((run / "model.json").read_text())["epochs_trained"] == 1
     assert sorted(p.name for p in run.iterdir() if p.name.startswith(".")) == [".lock"]
     assert str(run / "model.keras") in done.output
+
+
+def test_resume_says_which_options_it_ignores(tmp_path):
+    """--resume --epochs N kept the run's own epochs without a word."""
+    run = tmp_path / "run"
+    run.mkdir()
+    RunConfig(DataConfig(str(tmp_path / "gone"))).save(run / "config.json")
+    args = ["--output_dir", str(run), "--resume", "--epochs", "9", "--lr", "0.1"]
+    result = CliRunner().invoke(train_command, args)
+    assert ("--resume continues the run as its config.json says; ignored: --epochs, --lr"
+            in result.output)  # fmt: skip
+    assert result.exit_code == 2 and "gone: data folder not found" in result.output

@@ -90,3 +90,28 @@ def test_a_repeated_epoch_keeps_its_last_row(tmp_path):
     log.on_epoch_end(1, {"loss": 0.8})
     log.on_epoch_end(1, {"loss": 0.7})  # a kill between the row and the backup repeats it
     assert read_history(path) == {"loss": [0.9, 0.7]}
+
+
+def test_with_every_backup_damaged_the_phase_says_so_and_logs_one_history(tmp_path, caplog):
+    """It used to start again at epoch 1 without a word and append a second run of rows."""
+    backup, path = tmp_path / "backup", tmp_path / "history.csv"
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny_model(), [HistoryLog(path), EpochBackup(backup), StopAfter(3)])
+    assert len(read_rows(path)) == 4
+    for damaged in backup.iterdir():
+        damaged.write_bytes(b"")
+    history = fit(tiny_model(), [HistoryLog(path), EpochBackup(backup)])
+    assert history.epoch == [0, 1, 2, 3, 4, 5]
+    assert "none of its 2 backup(s) could be restored; this phase starts again" in caplog.text
+    assert [row["epoch"] for row in read_rows(path)] == ["0", "1", "2", "3", "4", "5"]
+
+
+def test_a_resumed_phase_relogs_the_epochs_after_its_backup_once(tmp_path):
+    """Killed after epoch 3 was logged but the newest backup is damaged: resumed from epoch 2's
+    backup, epochs 2 and 3 are logged again, each once."""
+    backup, path = tmp_path / "backup", tmp_path / "history.csv"
+    with pytest.raises(KeyboardInterrupt):
+        fit(tiny_model(), [HistoryLog(path), EpochBackup(backup), StopAfter(2)])
+    (backup / "epoch-0003.weights.h5").write_bytes(b"")
+    assert fit(tiny_model(), [HistoryLog(path), EpochBackup(backup)]).epoch == [2, 3, 4, 5]
+    assert [row["epoch"] for row in read_rows(path)] == ["0", "1", "2", "3", "4", "5"]
