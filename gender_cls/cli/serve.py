@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 
 import rich_click as click
 
@@ -50,6 +51,18 @@ from gender_cls.errors import UserError
     "--max_files", type=click.IntRange(min=1), default=16, help="Most images in one request."
 )
 @click.option(
+    "--request_timeout",
+    type=Finite(min=0.1),
+    default=30.0,
+    help="Seconds a request may take to arrive whole (headers and body); then 408 and closed.",
+)
+@click.option(
+    "--max_connections",
+    type=click.IntRange(min=1),
+    default=100,
+    help="Open connections each worker takes; requests past it are answered 503.",
+)
+@click.option(
     "--threshold",
     type=Finite(0, 1),
     default=None,
@@ -78,7 +91,8 @@ from gender_cls.errors import UserError
 @VERBOSE_OPTION
 @handle_errors
 def serve_command(model_path, host, port, workers, max_batch, max_wait_ms, max_upload_mb,
-                  max_files, threshold, tta, engine, replicas, ray_address, verbose) -> None:  # fmt: skip
+                  max_files, request_timeout, max_connections, threshold, tta, engine, replicas,
+                  ray_address, verbose) -> None:  # fmt: skip
     """Serve a model over HTTP: POST /predict (images in, predict.py's JSON out), GET /model,
     /health, /metrics (Prometheus) and a page at / to drop images on.
 
@@ -96,7 +110,8 @@ def serve_command(model_path, host, port, workers, max_batch, max_wait_ms, max_u
         predictor_for,
     )
 
-    limits = ServeLimits(max_batch, max_wait_ms, max_upload_mb, max_files)
+    limits = ServeLimits(max_batch, max_wait_ms, max_upload_mb, max_files, request_timeout,
+                         max_connections)  # fmt: skip
     settings = ServeSettings(str(model_path), threshold, tta, limits)
     predictor = predictor_for(settings)  # checked here, before any worker starts
     if engine == "ray":
@@ -110,8 +125,28 @@ def serve_command(model_path, host, port, workers, max_batch, max_wait_ms, max_u
         import uvicorn  # optional: the serve extra
     except ImportError:
         raise UserError(f"serving needs uvicorn: {INSTALL}") from None
+    check_port_free(host, port)
     click.echo(f"serving {predictor.model_file} ({', '.join(predictor.class_names)}) on "
                f"http://{host}:{port}/ with {workers} worker(s)", err=True)  # fmt: skip
     os.environ[SETTINGS_VARIABLE] = settings.to_json()
-    uvicorn.run("gender_cls.serve.app:app_from_environment", factory=True, host=host, port=port,
-                workers=workers, log_level="info" if verbose else "warning")  # fmt: skip
+    try:
+        uvicorn.run("gender_cls.serve.app:app_from_environment", factory=True, host=host,
+                    port=port, workers=workers, log_level="info" if verbose else "warning",
+                    http="gender_cls.serve.slow_clients:RequestDeadline",
+                    limit_concurrency=max_connections)  # fmt: skip
+    except SystemExit as stop:  # uvicorn's 3: it could not start (the port taken since)
+        if stop.code not in (None, 0):
+            raise UserError(f"the server could not start on {host}:{port} (uvicorn exited "
+                            f"{stop.code}); see the lines above") from None  # fmt: skip
+        raise
+
+
+def check_port_free(host: str, port: int) -> None:
+    """Refuse a port another program listens on, before any worker starts (uvicorn exits 3)."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as error:
+            raise UserError(f"cannot listen on {host}:{port} ({error.strerror}); pass another "
+                            "--port, or stop the server that has it") from None  # fmt: skip

@@ -22,6 +22,8 @@ class ServeLimits:
     max_wait_ms: float = 5.0  # how long the first image of a batch waits for others
     max_upload_mb: float = 20.0  # one request's body
     max_files: int = 16  # images in one request
+    request_timeout: float = 30.0  # seconds for a request to arrive whole (slow_clients.py)
+    max_connections: int = 100  # open connections a worker takes; past it, 503
 
 
 @dataclass
