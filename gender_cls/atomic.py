@@ -3,6 +3,7 @@ reader never sees half a file and two writers never share a temp file; and under
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import shutil
@@ -11,6 +12,8 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+
+from gender_cls.errors import DiskFull
 
 
 def safe_name(text: str) -> str:
@@ -45,7 +48,7 @@ def temp_path(path: Path) -> Path:
 @contextmanager
 def replacing(path: str | Path) -> Iterator[Path]:
     """Yield a temp path to write; when the block succeeds it replaces `path` (a folder in the way
-    is removed first), else it is deleted."""
+    is removed first), else it is deleted and `path` is left as it was. A full disk is DiskFull."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     temp = temp_path(path)
@@ -54,6 +57,10 @@ def replacing(path: str | Path) -> Iterator[Path]:
         if temp.is_dir() and path.is_dir():
             shutil.rmtree(path)
         os.replace(temp, path)
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise DiskFull(path.parent, error.strerror) from None
+        raise
     finally:
         if temp.is_dir():
             shutil.rmtree(temp, ignore_errors=True)

@@ -9,6 +9,14 @@ class UserError(ValueError):
     """Bad input from the user; the message names the path or option and the fix."""
 
 
+class DiskFull(UserError):
+    """No room left on the disk under a folder (a write failed, or would have)."""
+
+    def __init__(self, folder, detail: str):
+        super().__init__(f"{folder}: the disk is full ({detail}); free some space and run again "
+                         "(training: --resume continues from the last complete backup)")  # fmt: skip
+
+
 def first_line(error: BaseException, limit: int | None = None) -> str:
     """An exception's message cut to its first line (and `limit` characters), for a one-line
     error or warning; its type's name when it has no message."""

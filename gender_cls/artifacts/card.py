@@ -12,6 +12,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from gender_cls.artifacts.card_fields import CARD_FIELDS, MAX_CARD_BYTES, check_fields
+from gender_cls.artifacts.disk_space import ensure_room_for
 from gender_cls.artifacts.run_folder import META_FILE, MODEL_FILE, parse_json, read_json, write_json
 from gender_cls.atomic import replacing
 from gender_cls.config import FaceCrop, RunConfig
@@ -24,6 +25,7 @@ EMBEDDED_CARD = "gender_cls.json"  # the card inside a .keras zip, or an attribu
 
 def save_model(model, path: str | Path, card: ModelCard | None = None) -> Path:
     """Save a Keras model atomically (.keras, or legacy HDF5 for .h5), with `card` inside."""
+    ensure_room_for(model, path)
     with replacing(path) as temp:
         model.save(temp)
         if card is not None:

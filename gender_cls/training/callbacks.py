@@ -13,6 +13,7 @@ from pathlib import Path
 
 import keras
 
+from gender_cls.artifacts.disk_space import ensure_room_for
 from gender_cls.atomic import replacing, temp_path, write_text
 from gender_cls.errors import first_line
 
@@ -33,6 +34,7 @@ class ClassifierCheckpoint(keras.callbacks.ModelCheckpoint):
         super().set_model(self.classifier)
 
     def on_epoch_end(self, epoch, logs=None) -> None:
+        ensure_room_for(self.model, self.filepath)
         super().on_epoch_end(epoch, logs)
         if Path(self.filepath).exists():
             os.replace(self.filepath, self.final)
@@ -78,6 +80,7 @@ class EpochBackup(keras.callbacks.BackupAndRestore):
 
     def on_epoch_end(self, epoch, logs=None) -> None:
         path = Path(self.backup_dir) / f"epoch-{epoch + 1:04d}.weights.h5"
+        ensure_room_for(self.model, path, with_optimizer=False)
         with replacing(path) as temp:
             self.model.save_weights(temp)
         for _, old in self.backups()[:-2]:

@@ -13,6 +13,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gender_cls.artifacts.disk_space import ensure_room_for
 from gender_cls.artifacts.run_folder import (
     HISTORY_FILE,
     STATE_FILE,
@@ -268,6 +269,7 @@ def fit_phases(
                             "files and train again") from None  # fmt: skip
         end_epoch = history.epoch[-1] + 1 if history.epoch else epoch + phase.epochs
         weights_file = f"checkpoints/{phase.name}.weights.h5"
+        ensure_room_for(model, run_dir / weights_file, with_optimizer=False)
         with replacing(run_dir / weights_file) as temp:
             model.save_weights(temp)
         state["phases"][phase.name] = {"end_epoch": end_epoch, "weights": weights_file}

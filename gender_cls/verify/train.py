@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 from gender_cls.artifacts.card import save_model
+from gender_cls.artifacts.disk_space import ensure_room_for
 from gender_cls.artifacts.run_folder import prepare_run_dir, run_lock, write_json
 from gender_cls.atomic import replacing
 from gender_cls.config import FaceCrop, RunConfig, VerifierOptions
@@ -158,6 +159,7 @@ def _fit_verifier(config: RunConfig, options: VerifierOptions, verbose, overwrit
     threshold = tune_threshold(labels, scores, "balanced_accuracy")
     held_out = verification_metrics(labels, scores, threshold, top1_correct=[])
     save_model(embedder, out / EMBEDDER_FILE)
+    ensure_room_for(get_base(embedder), out / BASE_WEIGHTS, with_optimizer=False)
     with replacing(out / BASE_WEIGHTS) as temp:
         get_base(embedder).save_weights(temp)
     card = {

@@ -10,7 +10,9 @@ from pathlib import Path
 
 import keras
 
+from gender_cls.artifacts.disk_space import ensure_room_for
 from gender_cls.atomic import replacing
+from gender_cls.errors import DiskFull
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,8 @@ def load_or_convert(model: keras.Model, cached: Path, convert: Callable[[], None
             log.warning("%s: unreadable (%s); converting the weights again", cached, error)
     convert()
     try:
+        ensure_room_for(model, cached, with_optimizer=False)
         with replacing(cached) as temp:
             model.save_weights(temp)
-    except OSError as error:
+    except (OSError, DiskFull) as error:
         log.warning("could not cache the converted weights at %s (%s)", cached, error)
