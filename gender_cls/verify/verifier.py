@@ -33,7 +33,7 @@ BASE_WEIGHTS = "base.weights.h5"  # starts a classifier: train_model.py --weight
 CARD_FILE = "verifier.json"
 VERIFIER_FIELDS = {
     "image_size": Rule("whole", 8, MAX_IMAGE_SIZE),
-    "threshold": Rule("number", -1, 1),  # on a cosine similarity
+    "threshold": Rule("number", -1, 2),  # on a cosine similarity; above 1, nothing matches
     "aggregate": Rule("choice", choices=AGGREGATES),
     "options": Rule("mapping"),
     "face_crop": Rule("section", optional=True, read=read_face_crop),

@@ -52,7 +52,7 @@ def test_gallery_embeddings_are_cached_per_image(verifier, tmp_path, monkeypatch
 
 @pytest.mark.parametrize("field, value", [
     ("image_size", 50000), ("image_size", "\u0664\u0668"), ("threshold", float("nan")),
-    ("threshold", 3), ("aggregate", "median"), ("options", []), ("face_crop", {"detector": "x"}),
+    ("threshold", 3), ("threshold", -1.5), ("aggregate", "median"), ("options", []), ("face_crop", {"detector": "x"}),
 ])  # fmt: skip
 def test_a_hostile_verifier_card_is_one_line_naming_the_field(tmp_path, field, value):
     """Checked before the embedder is loaded (none is there)."""
