@@ -390,3 +390,4 @@ class VerifierOptions:
     triplet_margin: float = 0.2  # on squared distances between unit embeddings (0 to 4)
     flip_average: bool = True  # embed an image and its mirror image, and average the two
     face_crop: bool | None = None  # align faces first; None: where the backbone has an embedding
+    far: float = 1e-3  # the match threshold: this false accept rate on the held-out people

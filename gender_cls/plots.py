@@ -71,6 +71,26 @@ def roc_curve(y_true, scores, path: Path) -> Path:
     return _save(fig, path)
 
 
+def roc_log_far(same, scores, path: Path, title: str = "ROC curve") -> Path:
+    """True accept rate against the false accept rate on a log scale (face verification's way:
+    the low false accept rates are what a deployment runs at)."""
+    from sklearn.metrics import auc, roc_curve  # kept out of start-up
+
+    far, tar, _ = roc_curve(same, scores)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    shown = far > 0
+    ax.plot(far[shown], tar[shown], label=f"AUC {auc(far, tar):.4f}")
+    ax.set_xscale("log")
+    ax.set_xlim(max(1e-4, 1 / max(1, int((~np.asarray(same, bool)).sum()))), 1)
+    ax.set_ylim(0, 1.01)
+    ax.set_xlabel("false accept rate (log scale)")
+    ax.set_ylabel("true accept rate")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    return _save(fig, path)
+
+
 def pr_curve(y_true, scores, path: Path) -> Path:
     """Precision-recall curve of the positive class with its average precision."""
     from sklearn.metrics import PrecisionRecallDisplay  # kept out of start-up

@@ -21,6 +21,7 @@ REPO = Path(__file__).resolve().parents[1]  # the project's root
 SHARED_DATA = REPO.parent / "shared" / "data"
 FACES = SHARED_DATA / "faces"
 XRAY = SHARED_DATA / "xray"
+IDENTITIES = SHARED_DATA / "identities"
 CHROMIUM = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))),
                 None)  # fmt: skip
 needs_chromium = pytest.mark.skipif(
@@ -206,6 +207,32 @@ def declare_size(path: Path, entry: str, size: int) -> None:
                 data[at + size_at : at + size_at + 4] = struct.pack("<I", size)
             at += 4
     path.write_bytes(bytes(data))
+
+
+def lfw_pairs_file(path: Path, people: Path, folds: int, per_fold: int, seed: int = 0) -> Path:
+    """A pairs.txt in LFW's format from a folder of <person>/<person>_NNNN.jpg: each fold its
+    own people (as View 2), `per_fold` pairs of one person, then `per_fold` of two."""
+    rng = np.random.default_rng(seed)
+    names = sorted(p.name for p in people.iterdir() if len(list(p.glob("*.jpg"))) >= 2)
+    rng.shuffle(names)
+    need = 2 * per_fold  # people per fold: a same pair each, and two people per different pair
+    lines = [f"{folds}\t{per_fold}"]
+    for fold in range(folds):
+        group = names[fold * need : (fold + 1) * need]
+
+        def number(person: str) -> list[int]:
+            files = sorted((people / person).glob("*.jpg"))
+            picks = rng.choice(len(files), 2, replace=False)
+            return [int(files[i].stem.rsplit("_", 1)[1]) for i in picks]
+
+        for person in group[:per_fold]:
+            i, j = number(person)
+            lines.append(f"{person}\t{i}\t{j}")
+        for k in range(per_fold):
+            one, two = group[k], group[per_fold + k]
+            lines.append(f"{one}\t{number(one)[0]}\t{two}\t{number(two)[0]}")
+    path.write_text("\n".join(lines) + "\n")
+    return path
 
 
 def raising_dds() -> bytes:

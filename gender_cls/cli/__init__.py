@@ -17,11 +17,16 @@ from gender_cls.cli.tools import (
     export_command,
 )
 from gender_cls.cli.train import find_lr_command, train_command
-from gender_cls.cli.verify import evaluate_verifier_command, train_verifier_command, verify_command
+from gender_cls.cli.verify import (
+    embed_command,
+    evaluate_verifier_command,
+    train_verifier_command,
+    verify_command,
+)
 
 __all__ = ["main", "train_command", "evaluate_command", "predict_command", "export_command",
            "crop_faces_command", "calibrate_command", "find_lr_command", "distort_command", "train_verifier_command",
-           "verify_command", "evaluate_verifier_command", "serve_command"]  # fmt: skip
+           "verify_command", "evaluate_verifier_command", "embed_command", "serve_command"]  # fmt: skip
 
 
 @click.group(context_settings=CONTEXT)
@@ -31,7 +36,7 @@ def main() -> None:
 
 for command in (train_command, evaluate_command, predict_command, export_command,
                 crop_faces_command, calibrate_command, find_lr_command, distort_command,
-                train_verifier_command, verify_command, evaluate_verifier_command,
+                train_verifier_command, verify_command, evaluate_verifier_command, embed_command,
                 serve_command):  # fmt: skip
     MAX_PIXELS_OPTION(command)  # every command reads images, export's int8 calibration too
     main.add_command(command)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from pathlib import Path
 
 import rich_click as click
 
@@ -24,6 +26,7 @@ from gender_cls.config import (
     TrainConfig,
     VerifierOptions,
 )
+from gender_cls.errors import UserError
 
 LOSSES = ("cosface", "triplet", "distill")
 GALLERY_OPTION = click.option("--gallery", required=True, help="Known people: <person>/*.jpg.")
@@ -96,6 +99,9 @@ def _aggregate_option(default):
               help="Embed each image and its mirror image and average the two (at tuning, "
                    "verify and evaluate-verifier alike); steadier on held-out people.")  # fmt: skip
 @_aggregate_option("max")
+@click.option("--far", type=Finite(0, 1), default=1e-3, show_default=True,
+              help="The match threshold is chosen on the held-out people to accept at most this "
+                   "share of other people's faces (false accept rate).")  # fmt: skip
 @click.option("--seed", type=int, default=42, help="Seeds the split of people and training.")
 @click.option("--overwrite", is_flag=True, help="Replace a run already in --output_dir.")
 @VERBOSE_OPTION
@@ -103,7 +109,7 @@ def _aggregate_option(default):
 def train_verifier_command(data_path, output_dir, backbone, weights, alpha, image_size, epochs,
                            face_crop, batch_size, lr, embedding_dim, loss, margin, scale, triplet_margin,
                            images_per_person, val_people, distort_probability, flip_average,
-                           aggregate, seed, overwrite, verbose) -> None:  # fmt: skip
+                           aggregate, far, seed, overwrite, verbose) -> None:  # fmt: skip
     """A face embedding for identity folders: dlib's as it comes by default, or trained (CosFace,
     triplets, or distillation towards the clean faces); its match threshold tuned on people held
     out of training; writes embedder.keras, base.weights.h5 and verifier.json.
@@ -127,7 +133,8 @@ def train_verifier_command(data_path, output_dir, backbone, weights, alpha, imag
         TrainConfig(output_dir=output_dir, head_epochs=epochs, lr=lr, schedule="cosine"),
     )  # fmt: skip
     options = VerifierOptions(embedding_dim, margin, scale, val_people, aggregate, loss,
-                              images_per_person, triplet_margin, flip_average, face_crop)  # fmt: skip
+                              images_per_person, triplet_margin, flip_average, face_crop,
+                              far)  # fmt: skip
     card = train_verifier(config, options, verbose=2, overwrite=overwrite)
     click.echo(f"trained in {card['seconds']:.0f}s on {len(card['train_people'])} people; "
                f"threshold {card['threshold']:.3f} ({card['threshold_source']}); wrote "
@@ -162,32 +169,65 @@ def verify_command(model_path, gallery, probe, aggregate, as_json, verbose) -> N
         click.echo(json.dumps(found.to_dict(), indent=2))
         return
     verdict = "match" if found.match else "no match (unknown person)"
+    at = f" at a false accept rate of {found.far:g}" if found.far is not None else ""
     click.echo(f"{verdict}: best {found.identity}, similarity {found.similarity:.3f} "
-               f"(threshold {found.threshold:.3f})  {probe}")  # fmt: skip
+               f"(threshold {found.threshold:.3f}{at})  {probe}")  # fmt: skip
 
 
 @click.command("evaluate-verifier", context_settings=CONTEXT)
-@model_path_option("A train-verifier run directory.")
-@GALLERY_OPTION
+@model_path_option(
+    "A train-verifier run directory; with --pairs also the name of a backbone with "
+    "a face embedding of its own (dlib_face_resnet), scored as it comes."
+)
+@click.option("--gallery", help="Known people: <person>/*.jpg (with --probes).")
 @click.option(
     "--probes",
-    required=True,
     help="Probes as <person>/*.jpg; people absent from the gallery are impostors; "
     "names from gender-cls distort (<stem>_<kind>.jpg) are reported per kind.",
 )
+@click.option("--pairs", "pairs_file", help="A pairs file: LFW's pairs.txt as published, or a CSV "
+              "path_a,path_b,same[,fold] (with --images).")  # fmt: skip
+@click.option(
+    "--images", help="The folder the pairs name their images in (LFW: <name>/<name>_NNNN.jpg)."
+)
+@click.option("--folds", type=click.IntRange(min=2), default=10,
+              help="A CSV without a fold column: folds cut by row order.")  # fmt: skip
 @click.option("--output_dir", default="verification_results", help="Where the results go.")
 @_aggregate_option(None)
 @VERBOSE_OPTION
 @handle_errors
-def evaluate_verifier_command(model_path, gallery, probes, output_dir, aggregate, verbose) -> None:
-    """Accuracy, precision, recall, F1, ROC AUC, TAR at FAR 1e-2/1e-3 and top-1 identification,
-    overall and per distortion kind; metrics.json, predictions.csv and plots in --output_dir.
+def evaluate_verifier_command(model_path, gallery, probes, pairs_file, images, folds, output_dir,
+                              aggregate, verbose) -> None:  # fmt: skip
+    """Measure a verifier. With --gallery/--probes: accuracy, precision, recall, F1, ROC AUC, TAR
+    at FAR 1e-2/1e-3 and top-1 identification, overall and per distortion kind. With --pairs and
+    --images: the pairs protocol (LFW's View 2: each fold's threshold chosen on the other folds;
+    accuracy mean +- std, ROC AUC, EER, TAR at FAR). metrics.json, a CSV and plots in --output_dir.
 
-    \\b
+    \b
     gender-cls evaluate-verifier --model_path runs/verifier --gallery people/ --probes probes/
+    gender-cls evaluate-verifier --model_path dlib_face_resnet --pairs pairs.txt --images lfw/
     """
+    if bool(pairs_file) == bool(gallery or probes):
+        raise UserError("pass --gallery and --probes, or --pairs and --images")
+    if pairs_file and not images:
+        raise UserError("--pairs needs --images, the folder its images are in")
+    if not pairs_file and not (gallery and probes):
+        raise UserError("--gallery and --probes go together")
     quiet_tensorflow(verbose)
     setup_logging(verbose)
+    if pairs_file:
+        from gender_cls.verify.evaluate import evaluate_pairs  # imports TensorFlow: on use
+
+        m = evaluate_pairs(model_path, pairs_file, images, output_dir, folds)
+        tar = m["tar_at_far"]
+        click.echo(f"{m['pairs']} pairs ({m['same_pairs']} same, {m['different_pairs']} "
+                   f"different) in {m['folds']} folds; no face found in {m['no_face']} of "
+                   f"{m['images']} images (embedded whole)\n"
+                   f"accuracy {m['accuracy_mean']:.4f} +- {m['accuracy_std']:.4f}  ROC AUC "
+                   f"{m['roc_auc']:.4f}  EER {m['eer']:.4f}  TAR@FAR1e-3 {tar['0.001']:.4f}  "
+                   f"TAR@FAR1e-2 {tar['0.01']:.4f}  threshold {m['threshold']:.4f}\n"
+                   f"wrote {output_dir}")  # fmt: skip
+        return
     from gender_cls.verify.evaluate import evaluate_verifier  # imports TensorFlow: loaded on use
 
     result = evaluate_verifier(model_path, gallery, probes, output_dir, aggregate)
@@ -198,3 +238,38 @@ def evaluate_verifier_command(model_path, gallery, probes, output_dir, aggregate
         text = "".join(f"{v:>8.3f}" if v is not None else f"{'n/a':>8}" for v in cells)
         lines.append(f"{name:<11}{m['probes']:>6}{text}")
     click.echo("\n".join(lines) + f"\nwrote {output_dir}")
+
+
+@click.command("embed", context_settings=CONTEXT)
+@model_path_option(
+    "A train-verifier run directory, or the name of a backbone with a face embedding "
+    "of its own (dlib_face_resnet)."
+)
+@click.option("--images", required=True, help="A folder of images (searched recursively).")
+@click.option("--output", required=True, help="Where the embeddings go: a .npz file, or .parquet "
+              "(needs pyarrow).")  # fmt: skip
+@VERBOSE_OPTION
+@handle_errors
+def embed_command(model_path, images, output, verbose) -> None:
+    """One unit-length embedding per image, with its path relative to --images, through the
+    model's face crop (no face found: the whole image, listed). The .npz holds `paths` and
+    `embeddings` (N x D float32); the .parquet, columns `path` and `embedding`.
+
+    \b
+    gender-cls embed --model_path dlib_face_resnet --images photos/ --output photos.npz
+    """
+    quiet_tensorflow(verbose)
+    setup_logging(verbose)
+    from gender_cls.data.index import list_images
+    from gender_cls.verify.embeddings_file import embed_folder  # imports TensorFlow: on use
+    from gender_cls.verify.verifier import FaceEmbedder
+
+    faces = FaceEmbedder.open(model_path)
+    total = len(list_images(Path(images))) if Path(images).is_dir() else 0
+    with click.progressbar(length=total, label="embedding", file=sys.stderr) as bar:
+        done = embed_folder(faces, images, output, progress=bar.update)
+    for path, reason in done.unreadable:
+        click.echo(f"skipped {path}: {reason}", err=True)
+    click.echo(f"{done.embedded} embeddings of {done.dimensions} dimensions in {done.output}; "
+               f"no face found in {len(done.no_face)} (embedded whole), "
+               f"{len(done.unreadable)} unreadable")  # fmt: skip

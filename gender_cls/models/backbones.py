@@ -171,6 +171,11 @@ def _normalised(name: str) -> str:
     return name.lower().replace("-", "").replace("_", "")
 
 
+def face_embedding_backbones() -> list[str]:
+    """The registry's backbones with a face embedding of their own (usable untrained)."""
+    return [name for name, row in FIRST_CLASS.items() if row.embedder is not None]
+
+
 def get_backbone(name: str) -> Backbone:
     """A registry row by short name, or any keras.applications class by name (any case)."""
     key = _normalised(name)

@@ -135,6 +135,14 @@ def aligned(paths: list[str], crop: FaceCrop | None, image_size: int) -> list[st
             .get_many(paths)]  # fmt: skip
 
 
+def missing_faces(paths: list[str], crop: FaceCrop | None, image_size: int) -> list[str]:
+    """The images of `paths` in which `crop` finds no face (cached: aligned() found them)."""
+    if crop is None:
+        return []
+    results = CropCache(default_cache_dir(), crop, image_size).get_many(paths)
+    return [r.source for r in results if r.crop is None and r.error is None]
+
+
 def embed(embedder: keras.Model, paths: list[str], image_size: int, flip: bool = False,
           crop: FaceCrop | None = None):  # fmt: skip
     """Unit-norm embeddings of image files (their aligned faces with `crop`), in order; an

@@ -4,6 +4,7 @@ their files."""
 from __future__ import annotations
 
 import csv
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +17,11 @@ from gender_cls.data.index import (
     list_images,
 )
 from gender_cls.errors import UserError
-from gender_cls.verify.verifier import Verifier
+from gender_cls.verify.pairs import CSV_FOLDS, read_pairs
+from gender_cls.verify.protocol import pairs_metrics, tar_at_far
+from gender_cls.verify.verifier import FaceEmbedder, Verifier
+
+log = logging.getLogger(__name__)
 
 
 def probe_files(folder: str | Path) -> list[Path]:
@@ -24,16 +29,6 @@ def probe_files(folder: str | Path) -> list[Path]:
     if not found:
         raise UserError(f"{folder}: no probe images")
     return found
-
-
-def tar_at_far(labels, scores, far: float) -> float:
-    """The share of genuine probes accepted at the strictest threshold whose false accept rate
-    among impostors is at most `far`."""
-    from sklearn.metrics import roc_curve  # kept out of start-up
-
-    fpr, tpr, _ = roc_curve(labels, scores)
-    allowed = fpr <= far
-    return float(tpr[allowed].max()) if allowed.any() else 0.0
 
 
 def verification_metrics(labels, scores, threshold: float, top1_correct) -> dict:
@@ -99,4 +94,43 @@ def evaluate_verifier(run, gallery_dir, probes_dir, out_dir, aggregate: str | No
                                out / "similarity_histogram.png")  # fmt: skip
     if len(set(known.tolist())) == 2:
         plots.roc_curve(known, best, out / "roc_curve.png")
+    return result
+
+
+def evaluate_pairs(model_path, pairs_file, images, out_dir, folds: int = CSV_FOLDS) -> dict:
+    """The pairs protocol (LFW's View 2) for a train-verifier run or a backbone with its own
+    embedding: each image of the pairs embedded once, through the model's face crop (where no
+    face is found, the whole photo: counted and listed, never dropped); each pair scored by the
+    cosine similarity of its two embeddings. Writes metrics.json, pairs.csv (each pair's score,
+    fold, the threshold its fold was given and the decision) and roc_curve.png (log-scale FAR)."""
+    pairs = read_pairs(pairs_file, images, folds)
+    faces = FaceEmbedder.open(model_path)
+    files = sorted({str(p) for pair in pairs for p in (pair.a, pair.b)})
+    log.info("%d pairs in %d folds: embedding %d images", len(pairs),
+             len({p.fold for p in pairs}), len(files))  # fmt: skip
+    vectors = dict(zip(files, faces.embed(files), strict=True))
+    missing = set(faces.faces_missing(files))
+    scores = np.array([float(vectors[str(p.a)] @ vectors[str(p.b)]) for p in pairs])
+    same, fold = np.array([p.same for p in pairs]), np.array([p.fold for p in pairs])
+    result = pairs_metrics(scores, same, fold)
+    result.update(model=str(model_path), pairs_file=str(pairs_file), images=len(files),
+                  no_face=len(missing), no_face_rule="the whole photo is embedded instead",
+                  no_face_images=sorted(missing))  # fmt: skip
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(result, out / "metrics.json")
+    fold_threshold = dict(enumerate(result["fold_thresholds"]))
+    with (
+        replacing(out / "pairs.csv") as temp,
+        temp.open("w", newline="", encoding="utf-8", errors="surrogateescape") as handle,
+    ):
+        writer = csv.writer(handle)
+        writer.writerow(["path_a", "path_b", "same", "fold", "score", "threshold", "decision",
+                         "no_face"])  # fmt: skip
+        for pair, score in zip(pairs, scores, strict=True):
+            threshold = fold_threshold[pair.fold]
+            no_face = "+".join(n for n, p in (("a", pair.a), ("b", pair.b)) if str(p) in missing)
+            writer.writerow([pair.a, pair.b, int(pair.same), pair.fold, f"{score:.6f}",
+                             f"{threshold:.6f}", int(score >= threshold), no_face])  # fmt: skip
+    plots.roc_log_far(same, scores, out / "roc_curve.png", f"{Path(pairs_file).name}: ROC")
     return result

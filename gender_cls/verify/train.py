@@ -28,7 +28,6 @@ from gender_cls.data.index import (
 )
 from gender_cls.data.pipeline import make_dataset
 from gender_cls.errors import UserError
-from gender_cls.metrics.thresholds import tune_threshold
 from gender_cls.models.backbones import get_backbone
 from gender_cls.models.classifier import get_base
 from gender_cls.training.phases import Phase, make_optimizer
@@ -44,6 +43,7 @@ from gender_cls.verify.embedding import (
     unit_embeddings,
 )
 from gender_cls.verify.evaluate import verification_metrics
+from gender_cls.verify.protocol import threshold_at_far
 from gender_cls.verify.verifier import BASE_WEIGHTS, CARD_FILE, EMBEDDER_FILE, GALLERY_CACHE
 
 log = logging.getLogger(__name__)
@@ -156,7 +156,7 @@ def _fit_verifier(config: RunConfig, options: VerifierOptions, verbose, overwrit
         losses = trainer.fit(train_ds, epochs=epochs, verbose=verbose,
                              callbacks=[keras.callbacks.TerminateOnNaN()]).history["loss"]  # fmt: skip
     scores, labels = open_set_scores(embedder, held, size, options, d.seed)
-    threshold = tune_threshold(labels, scores, "balanced_accuracy")
+    threshold = threshold_at_far(labels, scores, options.far)
     held_out = verification_metrics(labels, scores, threshold, top1_correct=[])
     save_model(embedder, out / EMBEDDER_FILE)
     ensure_room_for(get_base(embedder), out / BASE_WEIGHTS, with_optimizer=False)
@@ -165,7 +165,8 @@ def _fit_verifier(config: RunConfig, options: VerifierOptions, verbose, overwrit
     card = {
         "image_size": size, "embedding_dim": int(embedder.output_shape[-1]),
         "face_crop": asdict(crop) if crop else None, "threshold": threshold,
-        "threshold_source": "tuned on held-out people (balanced accuracy)",
+        "threshold_source": f"false accept rate {options.far:g} on held-out people",
+        "far": options.far,
         "held_out_metrics": {k: v for k, v in held_out.items() if k != "top1_accuracy"},
         "aggregate": options.aggregate, "train_people": train_names,
         "held_out_people": sorted(held), "loss": losses,

