@@ -267,3 +267,42 @@ def test_verify_answers_with_the_threshold_chosen_at_the_cards_false_accept_rate
     answer = json.loads(CliRunner().invoke(verify_command, [*args, "--json"]).stdout)
     assert answer["far"] == 1e-3 and answer["threshold"] == card["threshold"]
     assert "at a false accept rate of 0.001" in CliRunner().invoke(verify_command, args).output
+
+
+@pytest.mark.slow
+def test_a_verifier_from_before_far_keeps_its_threshold(verifier, tmp_path):
+    """A verifier.json without "far" (trained before it) matches at its own threshold."""
+    import shutil
+
+    from gender_cls.cli import verify_command
+
+    run, card, data = verifier
+    old = shutil.copytree(run, tmp_path / "old")
+    card = {k: v for k, v in card.items() if k != "far"}
+    card["threshold_source"] = "tuned on held-out people (balanced accuracy)"
+    (old / "verifier.json").write_text(json.dumps(card))
+    person = card["held_out_people"][0]
+    probe = sorted((data / person).iterdir())[0]
+    (tmp_path / "gallery" / person).mkdir(parents=True)
+    (tmp_path / "gallery" / person / probe.name).write_bytes(probe.read_bytes())
+    args = ["--model_path", str(old), "--gallery", str(tmp_path / "gallery"), "--probe",
+            str(probe)]  # fmt: skip
+    answer = json.loads(CliRunner().invoke(verify_command, [*args, "--json"]).stdout)
+    assert answer["far"] is None and answer["threshold"] == card["threshold"]
+    assert answer["match"] == 1
+    assert "false accept rate" not in CliRunner().invoke(verify_command, args).output
+
+
+def test_a_malformed_pairs_file_is_one_line_and_exit_2_before_any_model_loads(tmp_path):
+    from gender_cls.cli import evaluate_verifier_command
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "pairs.txt").write_text("2\t1\nA\t1\t2\n../B\t1\tC\t2\nD\t1\t2\nD\t1\tE\t1\n")
+    args = ["--model_path", str(tmp_path / "no_run"), "--pairs", str(tmp_path / "pairs.txt"),
+            "--images", str(tmp_path / "images")]  # fmt: skip
+    result = CliRunner().invoke(evaluate_verifier_command, args)
+    assert result.exit_code == 2, result.output
+    assert result.output.strip().splitlines() == [
+        f"error: {tmp_path / 'pairs.txt'} line 3: '../B' is not a person's name (no slash, "
+        "backslash or control character)"
+    ]
