@@ -288,13 +288,6 @@ LONGEST_FIRST = (
     "tests/test_api.py",
     "tests/training/test_run.py",
     "tests/cli/test_verify.py",
-    "tests/models/test_dlib_resnet.py",  # one test of 15-40 s each, from here on
-    "tests/artifacts/test_disk_space.py",
-    "tests/serve/test_ray_replicas.py",
-    "tests/verify/test_train.py",
-    "tests/models/test_classifier.py",
-    "tests/training/test_recipes.py",
-    "tests/training/test_feature_cache.py",
 )
 
 

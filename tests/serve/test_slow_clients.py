@@ -16,7 +16,7 @@ import pytest
 pytest.importorskip("fastapi")
 from tests.helpers import free_port, png_bytes, post_image  # noqa: E402
 
-TIMEOUT = 2  # --request_timeout of the server under test
+TIMEOUT = 1  # --request_timeout of the server under test
 
 
 @pytest.fixture(scope="module")
