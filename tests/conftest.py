@@ -9,7 +9,6 @@ import shutil
 import subprocess
 import sys
 import time
-import urllib.request
 from pathlib import Path
 
 import numpy as np
@@ -31,10 +30,10 @@ from tests.helpers import (  # noqa: E402
     BLANK,
     FACES,
     HOLD_LOCK,
-    free_port,
     make_image_tree,
     people_tree,
     photos,
+    serving,
     tiny_config,
     write_image,
 )
@@ -242,24 +241,8 @@ def face_run(face_data, tmp_path_factory):
 @pytest.fixture(scope="module")
 def server(trained_run):
     """`gender-cls serve` in its own process, batching for up to 200 ms."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gender_cls", "serve", "--model_path", str(trained_run.run_dir),
-         "--port", str(port), "--max_wait_ms", "200"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=1)
-            break
-        except OSError:
-            assert process.poll() is None, process.stdout.read()
-            time.sleep(0.2)
-    yield url
-    process.terminate()
-    process.wait(timeout=30)
+    with serving(trained_run.run_dir, "--max_wait_ms", "200") as (_, url, _):
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -8,7 +8,11 @@ import io
 import json
 import shutil
 import socket
+import subprocess
+import sys
+import time
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -76,6 +80,31 @@ def people_tree(root, people: int, images: int, seed: int = 0):
 
 def needs(path: Path):
     return pytest.mark.skipif(not path.is_dir(), reason=f"{path} not present")
+
+
+@contextmanager
+def serving(model: Path, *options: str):
+    """`gender-cls serve` on `model` in its own process on a free port, answering /health:
+    yields (port, url, process); terminated after."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gender_cls", "serve", "--model_path", str(model), "--port",
+         str(port), *options], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=1)
+            break
+        except OSError:
+            assert process.poll() is None, process.stdout.read()
+            time.sleep(0.2)
+    try:
+        yield port, url, process
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
 
 
 def free_port() -> int:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
 
 import rich_click as click
 
@@ -260,14 +259,16 @@ def embed_command(model_path, images, output, verbose) -> None:
     """
     quiet_tensorflow(verbose)
     setup_logging(verbose)
-    from gender_cls.data.index import list_images
-    from gender_cls.verify.embeddings_file import embed_folder  # imports TensorFlow: on use
+    from gender_cls.verify.embeddings_file import (  # imports TensorFlow: on use
+        embed_folder,
+        folder_images,
+    )
     from gender_cls.verify.verifier import FaceEmbedder
 
+    files = folder_images(images)
     faces = FaceEmbedder.open(model_path)
-    total = len(list_images(Path(images))) if Path(images).is_dir() else 0
-    with click.progressbar(length=total, label="embedding", file=sys.stderr) as bar:
-        done = embed_folder(faces, images, output, progress=bar.update)
+    with click.progressbar(length=len(files), label="embedding", file=sys.stderr) as bar:
+        done = embed_folder(faces, images, output, files, progress=bar.update)
     for path, reason in done.unreadable:
         click.echo(f"skipped {path}: {reason}", err=True)
     click.echo(f"{done.embedded} embeddings of {done.dimensions} dimensions in {done.output}; "

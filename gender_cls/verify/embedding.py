@@ -128,19 +128,17 @@ def unit_embeddings(embedder: keras.Model, batches, flip: bool) -> np.ndarray:
 def aligned(paths: list[str], crop: FaceCrop | None, image_size: int) -> list[str]:
     """Each image's aligned face (from the user's face cache, detected once), or the image itself
     where no face is found or `crop` is None."""
+    return aligned_and_missing(paths, crop, image_size)[0]
+
+
+def aligned_and_missing(paths: list[str], crop: FaceCrop | None,
+                        image_size: int) -> tuple[list[str], list[str]]:  # fmt: skip
+    """aligned(), and the images of `paths` in which no face was found (one pass of the cache)."""
     if crop is None:
-        return list(paths)
-
-    return [r.crop or r.source for r in CropCache(default_cache_dir(), crop, image_size)
-            .get_many(paths)]  # fmt: skip
-
-
-def missing_faces(paths: list[str], crop: FaceCrop | None, image_size: int) -> list[str]:
-    """The images of `paths` in which `crop` finds no face (cached: aligned() found them)."""
-    if crop is None:
-        return []
+        return list(paths), []
     results = CropCache(default_cache_dir(), crop, image_size).get_many(paths)
-    return [r.source for r in results if r.crop is None and r.error is None]
+    missing = [r.source for r in results if r.crop is None and r.error is None]
+    return [r.crop or r.source for r in results], missing
 
 
 def embed(embedder: keras.Model, paths: list[str], image_size: int, flip: bool = False,

@@ -38,22 +38,29 @@ class EmbeddedFolder:
     no_face: list[str] = field(default_factory=list)
 
 
+def folder_images(images: str | Path) -> list[str]:
+    """Every image under `images` (recursively), sorted; a UserError when there is none."""
+    if not Path(images).is_dir():
+        raise UserError(f"{images}: folder not found; check --images")
+    files = [str(p) for p in list_images(Path(images))]
+    if not files:
+        raise UserError(f"{images}: no images in this folder or below it")
+    return files
+
+
 def embed_folder(
     faces: FaceEmbedder,
     images: str | Path,
     output: str | Path,
+    files: list[str] | None = None,
     progress: Callable[[int], None] | None = None,
 ) -> EmbeddedFolder:
-    """Embed every image under `images` (recursively) into `output` (.npz or .parquet), in
-    chunks; `progress(n)` after each chunk of n images."""
+    """Embed the images under `images` (`files`, else folder_images) into `output` (.npz or
+    .parquet), in chunks; `progress(n)` after each chunk of n images."""
     images, output = Path(images), Path(output)
     if output.suffix.lower() not in FORMATS:
         raise UserError(f"{output}: name a .npz or .parquet file")
-    if not images.is_dir():
-        raise UserError(f"{images}: folder not found; check --images")
-    files = [str(p) for p in list_images(images)]
-    if not files:
-        raise UserError(f"{images}: no images in this folder or below it")
+    files = folder_images(images) if files is None else files
     writer = _ParquetRows(output) if output.suffix.lower() == ".parquet" else _NpzRows(output)
     done = EmbeddedFolder(output, 0, 0)
     with writer:
@@ -66,11 +73,11 @@ def embed_folder(
                 except ImageReadError as error:
                     done.unreadable.append((os.path.relpath(path, images), error.reason))
             if readable:
-                vectors = faces.embed(readable)
+                vectors, missing = faces.embed_faces(readable)
                 writer.add([os.path.relpath(p, images) for p in readable], vectors)
                 done.embedded += len(readable)
                 done.dimensions = int(vectors.shape[1])
-                done.no_face += [os.path.relpath(p, images) for p in faces.faces_missing(readable)]
+                done.no_face += [os.path.relpath(p, images) for p in missing]
             if progress:
                 progress(len(chunk))
         if not done.embedded:

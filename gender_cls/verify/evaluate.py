@@ -108,8 +108,8 @@ def evaluate_pairs(model_path, pairs_file, images, out_dir, folds: int = CSV_FOL
     files = sorted({str(p) for pair in pairs for p in (pair.a, pair.b)})
     log.info("%d pairs in %d folds: embedding %d images", len(pairs),
              len({p.fold for p in pairs}), len(files))  # fmt: skip
-    vectors = dict(zip(files, faces.embed(files), strict=True))
-    missing = set(faces.faces_missing(files))
+    embedded, missing = faces.embed_faces(files)
+    vectors, missing = dict(zip(files, embedded, strict=True)), set(missing)
     scores = np.array([float(vectors[str(p.a)] @ vectors[str(p.b)]) for p in pairs])
     same, fold = np.array([p.same for p in pairs]), np.array([p.fold for p in pairs])
     result = pairs_metrics(scores, same, fold)

@@ -27,7 +27,12 @@ from gender_cls.data.index import (
 from gender_cls.errors import UserError
 from gender_cls.models.backbones import face_embedding_backbones, get_backbone
 from gender_cls.predict.runners import load_keras_model
-from gender_cls.verify.embedding import build_embedder, embed, missing_faces, similarities
+from gender_cls.verify.embedding import (
+    aligned_and_missing,
+    build_embedder,
+    embed,
+    similarities,
+)
 
 log = logging.getLogger(__name__)
 EMBEDDER_FILE = "embedder.keras"
@@ -98,12 +103,13 @@ class FaceEmbedder:
 
     def embed(self, paths: list[str | Path]) -> np.ndarray:
         """Unit-norm embeddings of image files, through the face crop, in order; where no face is
-        found the whole image is embedded (faces_missing lists those)."""
-        return embed(self.model, [str(p) for p in paths], self.image_size, self.flip, self.crop)
+        found the whole image is embedded."""
+        return self.embed_faces(paths)[0]
 
-    def faces_missing(self, paths: list[str | Path]) -> list[str]:
-        """The images of `paths` in which the face crop finds no face (none without a crop)."""
-        return missing_faces([str(p) for p in paths], self.crop, self.image_size)
+    def embed_faces(self, paths: list[str | Path]) -> tuple[np.ndarray, list[str]]:
+        """embed(), and the images of `paths` in which no face was found (embedded whole)."""
+        files, missing = aligned_and_missing([str(p) for p in paths], self.crop, self.image_size)
+        return embed(self.model, files, self.image_size, self.flip), missing
 
 
 class Verifier:
@@ -117,9 +123,7 @@ class Verifier:
     def __init__(self, run: str | Path, aggregate: str | None = None):
         self.run = Path(run)
         self.faces = FaceEmbedder.from_run(run)
-        self.embedder, self.card = self.faces.model, self.faces.card
-        self.image_size, self.flip, self.crop = (self.faces.image_size, self.faces.flip,
-                                                 self.faces.crop)  # fmt: skip
+        self.card = self.faces.card
         self.threshold: float = self.card["threshold"]
         self.aggregate: str = aggregate or self.card["aggregate"]
         self.gallery: dict[str, np.ndarray] = {}
@@ -131,8 +135,9 @@ class Verifier:
     def enrol(self, folder: str | Path) -> dict[str, np.ndarray]:
         """Make `folder`'s people (one folder each) the gallery; its embeddings are cached in the
         run, so only new or changed images are embedded next time."""
-        self.gallery = gallery_embeddings(self.embedder, folder, self.image_size, self.flip,
-                                          gallery_cache_file(self.run, folder), self.crop)  # fmt: skip
+        faces = self.faces
+        self.gallery = gallery_embeddings(faces.model, folder, faces.image_size, faces.flip,
+                                          gallery_cache_file(self.run, folder), faces.crop)  # fmt: skip
         return self.gallery
 
     def scores(self, vectors: np.ndarray) -> np.ndarray:

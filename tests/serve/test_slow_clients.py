@@ -14,31 +14,19 @@ import urllib.request
 import pytest
 
 pytest.importorskip("fastapi")
-from tests.helpers import free_port, png_bytes, post_image  # noqa: E402
+from tests.helpers import png_bytes, post_image, serving  # noqa: E402
 
 TIMEOUT = 1  # --request_timeout of the server under test
 
 
 @pytest.fixture(scope="module")
 def strict_server(exported_run):
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gender_cls", "serve", "--model_path", str(exported_run),
-         "--port", str(port), "--request_timeout", str(TIMEOUT), "--max_connections", "4"],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            urllib.request.urlopen(f"{url}/health", timeout=1)
-            break
-        except OSError:
-            assert process.poll() is None, process.stdout.read()
-            time.sleep(0.2)
-    yield port, url, process
-    process.terminate()
-    process.wait(timeout=30)
+    with serving(exported_run, "--request_timeout", str(TIMEOUT), "--max_connections", "4") as (
+        port,
+        url,
+        process,
+    ):
+        yield port, url, process
 
 
 def connect(port: int, sent: bytes) -> socket.socket:
