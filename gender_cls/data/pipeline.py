@@ -62,16 +62,33 @@ def _decoded(ds: tf.data.Dataset, image_size: int, resize: str) -> tf.data.Datas
     return ds.ignore_errors(log_warning=True)
 
 
-def _source(paths, targets, image_size, resize, cache, shuffle_seed) -> tf.data.Dataset:
-    """(path, target) pairs, shuffled when `shuffle_seed` is given; with `cache`, the images are
-    decoded once, kept in memory and shuffled after (then the first element is the image)."""
+def _source(paths, targets, image_size, resize, cache, shuffle_seed, passes=1) -> tf.data.Dataset:
+    """(path, target) pairs, `passes` times over, each pass shuffled anew when `shuffle_seed` is
+    given; with `cache`, the images are decoded once, kept in memory and shuffled after (then the
+    first element is the image)."""
     ds = tf.data.Dataset.from_tensor_slices((path_tensors(paths), targets))
-    buffer = min(len(paths), 10_000)
     if cache:
         ds = _decoded(ds, image_size, resize).cache()
-    if shuffle_seed is not None:
-        ds = ds.shuffle(buffer, seed=shuffle_seed, reshuffle_each_iteration=True)
-    return ds
+    if shuffle_seed is None:
+        return ds.repeat(passes)
+    return _shuffled_passes(ds, min(len(paths), 10_000), shuffle_seed, passes)
+
+
+def _shuffled_passes(ds, buffer: int, seed: int, passes: int) -> tf.data.Dataset:
+    """`passes` passes over `ds`, each in its own order; each iterator draws one key (a new one
+    per epoch) and the order of pass p is shuffle(seed=key + p).
+
+    Written instead of shuffle(reshuffle_each_iteration=True).repeat(passes): there every pass
+    draws its order from a generator shared by all iterators of the dataset. Keras (JAX) opens
+    an iterator to build the model, takes one batch and drops it, and how far that iterator's
+    parallel decoding had read ahead into a second pass decided the next epoch's order: one
+    seed, two trainings, at random."""
+    keys = tf.data.Dataset.random(seed=seed, rerandomize_each_iteration=True).take(1)
+    return keys.flat_map(
+        lambda key: tf.data.Dataset.range(passes).flat_map(
+            lambda p: ds.shuffle(buffer, seed=key % 2**40 * 2**20 + p)
+        )
+    )
 
 
 def _load(ds, image_size, resize, decoded: bool, augment: AugmentConfig | None, seed: int):
@@ -135,7 +152,7 @@ def make_dataset(
         elif oversample:
             ds, epoch = _oversampled(split, targets, num_classes, image_size, resize, cache, seed)
         else:
-            ds = _source(split.paths, targets, image_size, resize, cache, seed).repeat(SPARE)
+            ds = _source(split.paths, targets, image_size, resize, cache, seed, SPARE)
             epoch = len(split)
         if shard:
             epoch = epoch // batch_size * (batch_size // shard[1])
@@ -169,8 +186,10 @@ def _repeated_classes(split, targets, num_classes, image_size, resize, cache, se
     for label in range(num_classes):
         idx = np.flatnonzero(labels == label)
         paths = [split.paths[i] for i in idx]
-        source = _source(paths, targets[idx], image_size, resize, cache, seed + label)
-        per_class.append(source.repeat(SPARE * math.ceil(len(split) * num_classes / len(idx))))
+        passes = SPARE * math.ceil(len(split) * num_classes / len(idx))
+        per_class.append(
+            _source(paths, targets[idx], image_size, resize, cache, seed + label, passes)
+        )
     return per_class
 
 

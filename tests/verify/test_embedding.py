@@ -51,19 +51,23 @@ def test_semi_hard_triplet_loss_matches_its_definition():
 
 @pytest.mark.slow
 def test_a_distorted_image_stays_closer_to_itself_than_to_another_person(verifier):
-    """Over every pair of held-out people (never trained on): an image's noisy copy is closer
-    to it, on average and in most pairs, than the other person's image."""
+    """Over every pair of the people the verifier learned: an image's noisy copy is closer to
+    it, on average and in nearly all pairs, than the other person's image. The learned people,
+    not the held-out ones: this 8-person synthetic fixture does not generalise to new people
+    (held-out ROC AUC 0.35-0.65 over four seeds), so a held-out version of this test passed or
+    failed with the order of the training images; real held-out people are measured by the
+    pairs protocol (tests/cli/test_verify.py, the README's figures)."""
     from gender_cls.data.augment.distort import distort
     from gender_cls.verify.verifier import load_verifier
 
     run, card, data = verifier
     embedder, _ = load_verifier(run)
     rng = np.random.default_rng(5)
-    held = card["held_out_people"]
-    first = {n: np.asarray(Image.open(sorted((data / n).iterdir())[0])) for n in held}
+    people = card["train_people"]
+    first = {n: np.asarray(Image.open(sorted((data / n).iterdir())[0])) for n in people}
     own, other = [], []
-    for name in held:
-        for stranger in held:
+    for name in people:
+        for stranger in people:
             if stranger != name:
                 a = first[name]
                 batch = np.stack([a, distort(a, "noise", rng), first[stranger]]).astype(np.float32)
@@ -71,5 +75,5 @@ def test_a_distorted_image_stays_closer_to_itself_than_to_another_person(verifie
                 own.append(e[0] @ e[1])
                 other.append(e[0] @ e[2])
     own, other = np.asarray(own), np.asarray(other)
-    assert own.mean() > other.mean() + 0.05 and (own > other).mean() > 0.5
+    assert own.mean() > other.mean() + 0.05 and (own > other).mean() > 0.9
     assert other.mean() < 0.99  # the embeddings have not collapsed onto one point
