@@ -16,9 +16,10 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 install: $(STAMP)
 
-# On every core (pytest-xdist); fixtures that train are made once and shared by the workers.
+# On every core (pytest-xdist): whole modules, longest first (tests/conftest.py), to whichever
+# worker is free; fixtures that train are made once and shared by the workers.
 test: $(STAMP)
-	$(PY) -m pytest -q -n auto --durations=30
+	$(PY) -m pytest -q -n auto --dist loadfile --no-loadscope-reorder --durations=30
 
 # Everything but the tests marked slow (those that train a model).
 test-fast: $(STAMP)

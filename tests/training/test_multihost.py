@@ -29,11 +29,11 @@ def setup(tmp_path_factory):
     from gender_cls.models.classifier import build_classifier, get_base
 
     root = tmp_path_factory.mktemp("multihost")
-    make_image_tree(root / "data" / "train", {"female": 12, "male": 12}, size=64, seed=1)
-    make_image_tree(root / "data" / "val", {"female": 5, "male": 5}, size=64, seed=2)
+    make_image_tree(root / "data" / "train", {"female": 12, "male": 12}, size=32, seed=1)
+    make_image_tree(root / "data" / "val", {"female": 5, "male": 5}, size=32, seed=2)
     keras.utils.set_random_seed(0)
     config = ModelConfig(backbone="MobileNet", weights="none", alpha=0.25)
-    classifier = build_classifier(config, 2, 64)
+    classifier = build_classifier(config, 2, 32)
     base = get_base(classifier)
     pixels = np.stack([np.asarray(Image.open(f).convert("RGB"), np.float32)
                        for f in sorted((root / "data" / "train").rglob("*.png"))])  # fmt: skip
@@ -65,7 +65,7 @@ def train_args(root: Path, out: str, batch_size: int) -> list[str]:
     up to 4.7e-3 in CI). SGD's step is proportional to the gradient, noise stays noise."""
     return [sys.executable, str(REPO / "train_model.py"), "--data_path", str(root / "data"),
             "--output_dir", str(root / out), "--weights", str(root / "base.weights.h5"),
-            "--backbone", "MobileNet", "--alpha", "0.25", "--image_size", "64", "--batch_size", str(batch_size),
+            "--backbone", "MobileNet", "--alpha", "0.25", "--image_size", "32", "--batch_size", str(batch_size),
             "--head_epochs", "1", "--fine_tune_epochs", "1", "--fine_tune_layers", "6",
             "--head_units", "32", "--dropout", "0",
             "--optimizer", "sgd", "--lr", "0.05", "--fine_tune_lr", "0.01",

@@ -21,6 +21,7 @@ tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfigur
 from tests.helpers import REPO, tiny_config
 from gender_cls.training.run import train
 config = tiny_config(sys.argv[1], sys.argv[2], head_epochs=2, strategy="mirrored")
+config.data.image_size = 32  # what is tested is the strategy, not the images
 result = train(config, verbose=0)
 print(json.dumps({"epochs": len(result.history["loss"]), "replicas": tf.distribute.MirroredStrategy(
     [d.name for d in tf.config.list_logical_devices("CPU")]).num_replicas_in_sync}))
