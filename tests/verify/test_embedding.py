@@ -54,7 +54,7 @@ def test_a_distorted_image_stays_closer_to_itself_than_to_another_person(verifie
     """Over every pair of the people the verifier learned: an image's noisy copy is closer to
     it, on average and in nearly all pairs, than the other person's image. The learned people,
     not the held-out ones: this 8-person synthetic fixture does not generalise to new people
-    (held-out ROC AUC 0.35-0.65 over four seeds), so a held-out version of this test passed or
+    (held-out ROC AUC 0.35-0.65 at two seeds, either image order), so a held-out version passed or
     failed with the order of the training images; real held-out people are measured by the
     pairs protocol (tests/cli/test_verify.py, the README's figures)."""
     from gender_cls.data.augment.distort import distort
