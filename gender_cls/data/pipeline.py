@@ -76,7 +76,8 @@ def _source(paths, targets, image_size, resize, cache, shuffle_seed, passes=1) -
 
 def _shuffled_passes(ds, buffer: int, seed: int, passes: int) -> tf.data.Dataset:
     """`passes` passes over `ds`, each in its own order; each iterator draws one key (a new one
-    per epoch) and the order of pass p is shuffle(seed=key + p).
+    per epoch) and pass p is shuffled with a seed made of the key and p (the key cut to 40 bits
+    so that key * 2**20 + p stays an int64 for up to 2**20 passes).
 
     Written instead of shuffle(reshuffle_each_iteration=True).repeat(passes): there every pass
     draws its order from a generator shared by all iterators of the dataset. Keras (JAX) opens
