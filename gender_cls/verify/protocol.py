@@ -89,7 +89,7 @@ def pairs_metrics(scores, same, folds) -> dict:
         "accuracy_mean": float(accuracies.mean()),
         "accuracy_std": float(accuracies.std()),
         "fold_accuracies": accuracies.round(6).tolist(),
-        "fold_thresholds": thresholds.round(6).tolist(),
+        "fold_thresholds": thresholds.tolist(),  # unrounded: pairs.csv decides with them
         "threshold": float(np.median(thresholds)),
         "roc_auc": float(roc_auc_score(same, scores)),
         "eer": equal_error_rate(same, scores),

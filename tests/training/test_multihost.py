@@ -93,18 +93,19 @@ def finish(process: subprocess.Popen, timeout: float) -> tuple[int, str]:
     return process.returncode, out
 
 
-def weights(run: Path) -> list[np.ndarray]:
-    return keras.saving.load_model(run / "model.keras", compile=False).get_weights()
+def trained(run: Path) -> keras.Model:
+    return keras.saving.load_model(run / "model.keras", compile=False)
 
 
-def max_change(root: Path, run: str) -> float:
-    """The largest change of a base weight from the base weights file the run started from."""
+def max_change(root: Path, model: keras.Model) -> float:
+    """The largest change of a base weight of `model` from the base weights file its run
+    started from."""
     from gender_cls.models.classifier import get_base
 
-    trained = get_base(keras.saving.load_model(root / run / "model.keras", compile=False))
-    start = keras.models.clone_model(trained)
+    base = get_base(model)
+    start = keras.models.clone_model(base)
     start.load_weights(root / "base.weights.h5")
-    pairs = zip(trained.get_weights(), start.get_weights(), strict=True)
+    pairs = zip(base.get_weights(), start.get_weights(), strict=True)
     return max(float(np.abs(a - b).max()) for a, b in pairs)
 
 
@@ -121,10 +122,12 @@ def test_two_processes_train_the_weights_one_process_trains_and_write_the_run_on
     assert "batch: 4 per process, 8 in all" in out0
     assert "process 1: trained with process 0, which wrote" in out1
 
-    for a, b in zip(weights(setup / "one"), weights(setup / "two"), strict=True):
+    reference = trained(setup / "one")
+    for a, b in zip(reference.get_weights(), trained(setup / "two").get_weights(), strict=True):
         np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4,
                                    err_msg=f"ONE:\n{out[-4000:]}\nTWO:\n{out0[-4000:]}")  # fmt: skip
-    assert max_change(setup, "one") > 10 * 1e-4  # fine-tuning moved the base far past the tolerance
+    # fine-tuning moved the base far past the tolerance
+    assert max_change(setup, reference) > 10 * 1e-4
     run = setup / "two"
     names = {str(p.relative_to(run)) for p in run.rglob("*") if p.is_file()}
     assert {"model.keras", "model.json", "model.tflite", "split.json", "config.json",
