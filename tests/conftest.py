@@ -255,7 +255,7 @@ def verifier(tmp_path_factory):
         data = people_tree(root / "ids", 12, 8)
         config = RunConfig(DataConfig(str(data), image_size=48, batch_size=16),
                            AugmentConfig.off(), ModelConfig(weights="none", alpha=0.35),
-                           TrainConfig(output_dir=str(root / "run"), head_epochs=30, lr=3e-3))  # fmt: skip
+                           TrainConfig(output_dir=str(root / "run"), head_epochs=20, lr=3e-3))  # fmt: skip
         card = train_verifier(config, VerifierOptions(embedding_dim=32, val_people=0.34))
         return root / "run", card, data
 

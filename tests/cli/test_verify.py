@@ -95,7 +95,8 @@ def test_train_verifier_command_with_triplets_and_a_group_that_does_not_divide_t
 
     data = people_tree(tmp_path / "ids", 6, 6)
     args = ["--data_path", str(data), "--output_dir", str(tmp_path / "run"), "--image_size", "48",
-            "--backbone", "efficientnet_lite0", "--batch_size", "12", "--epochs", "2",
+            "--backbone", "MobileNet", "--weights", "none", "--alpha", "0.25", "--batch_size", "12",
+            "--epochs", "2",
             "--embedding_dim", "16", "--loss", "triplet",
             "--val_people", "0.34", "--distort_probability", "0.2"]  # fmt: skip
     refused = CliRunner().invoke(train_verifier_command, [*args, "--images_per_person", "5"])
