@@ -16,8 +16,8 @@ $(STAMP): requirements.txt requirements-dev.txt pyproject.toml
 
 install: $(STAMP)
 
-# On every core (pytest-xdist): whole modules, longest first (tests/conftest.py), to whichever
-# worker is free; fixtures that train are made once and shared by the workers.
+# pytest-xdist, one worker more than the cores (tests/conftest.py): whole modules, longest first,
+# to whichever worker is free; fixtures that train are made once and shared by the workers.
 test: $(STAMP)
 	$(PY) -m pytest -q -n auto --dist loadfile --no-loadscope-reorder --durations=30
 
