@@ -100,6 +100,11 @@ def serving(model: Path, *options: str):
         except OSError:
             assert process.poll() is None, process.stdout.read()
             time.sleep(0.2)
+    else:  # no /health within the minute: the test would only fail later, less clearly
+        process.kill()
+        pytest.fail(
+            f"gender-cls serve gave no /health in 60 s:\n{process.communicate()[0][-3000:]}"
+        )
     try:
         yield port, url, process
     finally:
