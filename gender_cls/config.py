@@ -369,9 +369,17 @@ class RunConfig:
     def load(cls, path: str | Path) -> RunConfig:
         """Read a config.json; an unreadable file or a bad value names the file."""
         try:
-            raw = json.loads(Path(path).read_text())
+            raw = json.loads(Path(path).read_text(encoding="utf-8"))
         except (OSError, json.JSONDecodeError) as error:
-            raise UserError(f"{path}: cannot read this config ({error})") from None
+            reason = str(error)
+        except UnicodeDecodeError as error:
+            reason = f"not UTF-8 text: byte {error.start}"
+        except RecursionError:
+            reason = "nested too deeply"
+        else:
+            reason = None
+        if reason is not None:
+            raise UserError(f"{path}: cannot read this config ({reason})")
         try:
             return cls.from_dict(raw)
         except UserError as error:

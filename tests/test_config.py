@@ -50,8 +50,13 @@ def test_values_from_json_are_coerced_to_their_types():
     assert RunConfig.from_dict(config.to_dict()) == config
 
 
-def test_a_config_file_that_is_not_json_names_the_file(tmp_path):
+@pytest.mark.parametrize("data, reason", [
+    (b"{not json", "Expecting property name"),
+    (b'\xff\xfe{"data": {}}', "not UTF-8 text: byte 0"),  # was a UnicodeDecodeError traceback
+    (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),  # was a RecursionError traceback
+])  # fmt: skip
+def test_a_config_file_that_is_not_json_names_the_file(tmp_path, data, reason):
     path = tmp_path / "config.json"
-    path.write_text("{not json")
-    with pytest.raises(UserError, match="config.json: cannot read this config"):
+    path.write_bytes(data)
+    with pytest.raises(UserError, match=f"config.json: cannot read this config \\({reason}"):
         RunConfig.load(path)
