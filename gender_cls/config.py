@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from gender_cls import json_text
 from gender_cls.atomic import write_text
 from gender_cls.errors import UserError
 
@@ -369,17 +370,9 @@ class RunConfig:
     def load(cls, path: str | Path) -> RunConfig:
         """Read a config.json; an unreadable file or a bad value names the file."""
         try:
-            raw = json.loads(Path(path).read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
-            reason = str(error)
-        except UnicodeDecodeError as error:
-            reason = f"not UTF-8 text: byte {error.start}"
-        except RecursionError:
-            reason = "nested too deeply"
-        else:
-            reason = None
-        if reason is not None:
-            raise UserError(f"{path}: cannot read this config ({reason})")
+            raw = json_text.loads(Path(path).read_bytes())
+        except (OSError, json_text.JsonError) as error:
+            raise UserError(f"{path}: cannot read this config ({error})") from None
         try:
             return cls.from_dict(raw)
         except UserError as error:

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from gender_cls import json_text
 from gender_cls.atomic import write_text
 from gender_cls.errors import UserError
 
@@ -100,15 +101,10 @@ def parse_json(data: bytes | str, source) -> dict:
     """JSON text (UTF-8 bytes or str), or a one-line UserError naming `source` for bytes that
     are not UTF-8, not JSON, or nested past the parser's recursion limit."""
     try:
-        text = data.decode("utf-8") if isinstance(data, bytes) else str(data)
-        return json.loads(text)
-    except UnicodeDecodeError as error:
-        reason = f"not UTF-8 text: byte {error.start}"
-    except json.JSONDecodeError as error:
-        reason = str(error)
-    except RecursionError:
-        reason = "nested too deeply"
-    raise UserError(f"{source}: cannot read ({reason}); it should be the JSON written by training")
+        return json_text.loads(data)
+    except json_text.JsonError as error:
+        raise UserError(f"{source}: cannot read ({error}); it should be the JSON written by "
+                        "training") from None  # fmt: skip
 
 
 def prepare_run_dir(run_dir: str | Path, overwrite: bool = False, resume: bool = False) -> Path:
