@@ -82,6 +82,12 @@ def needs(path: Path):
     return pytest.mark.skipif(not path.is_dir(), reason=f"{path} not present")
 
 
+# A test's JAX process: XLA at -O0. Its programs are compiled once and run for a few steps, so
+# LLVM's optimisation was most of its CPU (a one-process training run: 33 s, 19 s at -O0); what
+# the tests compare (processes alike, or JAX against TensorFlow within a tolerance) is the same.
+JAX_ENV = {"KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_backend_optimization_level=0"}
+
+
 @contextmanager
 def serving(model: Path, *options: str):
     """`gender-cls serve` on `model` in its own process on a free port, answering /health:

@@ -7,7 +7,7 @@ import pytest
 
 dlib = pytest.importorskip("dlib")
 pytest.importorskip("face_recognition_models")
-from tests.helpers import descriptors, photos  # noqa: E402
+from tests.helpers import JAX_ENV, descriptors, photos  # noqa: E402
 
 
 @pytest.mark.usefixtures("keras_home")  # converted weights in a fresh cache
@@ -36,8 +36,7 @@ def test_the_jax_backend_computes_the_same_descriptor(keras_home, tmp_path):
         "x = dlib_resnet.preprocess(np.load(sys.argv[1])[None])\n"
         "np.save(sys.argv[2], np.asarray(model(x)).mean(axis=(1, 2)))\n"
     )
-    # XLA at -O0: the network runs once, op by op, so compiling was most of the child's CPU
-    env = {**os.environ, "KERAS_BACKEND": "jax", "XLA_FLAGS": "--xla_backend_optimization_level=0"}
+    env = {**os.environ, **JAX_ENV}
     args = [sys.executable, "-c", script, str(tmp_path / "chip.npy"), str(tmp_path / "jax.npy")]
     subprocess.run(args, env=env, check=True, timeout=300)
     np.testing.assert_allclose(np.load(tmp_path / "jax.npy")[0], descriptors([chip])[0], atol=1e-5)

@@ -14,16 +14,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.helpers import REPO, free_port, make_image_tree
+from tests.helpers import JAX_ENV, REPO, free_port, make_image_tree
 
 pytest.importorskip("jax")
 
 
-# XLA at -O0: each program is compiled once and run for a few steps, so LLVM's optimisation
-# was most of these processes' CPU (33 s of a one-process run; 19 s at -O0). Every process
-# of a test compiles alike, and what is tested, how processes share a training, is the same.
-ENV = {**os.environ, "KERAS_BACKEND": "jax", "PYTHONUNBUFFERED": "1",
-       "XLA_FLAGS": "--xla_backend_optimization_level=0"}  # fmt: skip
+ENV = {**os.environ, **JAX_ENV, "PYTHONUNBUFFERED": "1"}
 
 
 @pytest.fixture(scope="module")
